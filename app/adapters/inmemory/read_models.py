@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from app.adapters.cursors import decode_cursor, encode_cursor
+from app.adapters.periods import bucket_bounds
+from app.ports.read_models import (
+    EntryFilter,
+    EntryKind,
+    HistoryEntry,
+    HistoryPage,
+    Interval,
+    LotView,
+    ProjectionGapError,
+    Stats,
+    StatsBucket,
+)
+
+
+class InMemoryBalanceView:
+    def __init__(self) -> None:
+        self._lots: dict[str, dict[str, LotView]] = defaultdict(dict)
+        self._versions: dict[str, int] = defaultdict(int)
+
+    async def version(self, user_id: str) -> int:
+        return self._versions.get(user_id, 0)
+
+    async def lots(self, user_id: str, grant_ids: Sequence[str] | None = None) -> list[LotView]:
+        held = self._lots.get(user_id, {})
+        if grant_ids is None:
+            return list(held.values())
+        return [held[g] for g in grant_ids if g in held]
+
+    async def apply(self, user_id: str, version: int, lots: Sequence[LotView]) -> bool:
+        stored = self._versions.get(user_id, 0)
+        if stored >= version:
+            return False
+        if stored != version - 1:
+            raise ProjectionGapError(f"{user_id}: got version {version} while at {stored}")
+        held = self._lots[user_id]
+        for lot in lots:
+            held[lot.grant_id] = lot
+        self._versions[user_id] = version
+        return True
+
+
+def matches(entry: HistoryEntry, where: EntryFilter) -> bool:
+    return (
+        (where.user_id is None or entry.user_id == where.user_id)
+        and (not where.kinds or entry.kind in where.kinds)
+        and (not where.sources or entry.source in where.sources)
+        and (where.order_id is None or entry.order_id == where.order_id)
+        and (where.occurred_from is None or entry.occurred_at >= where.occurred_from)
+        and (where.occurred_to is None or entry.occurred_at < where.occurred_to)
+        and (where.min_amount is None or entry.amount >= where.min_amount)
+        and (where.max_amount is None or entry.amount <= where.max_amount)
+    )
+
+
+def _sort_key(entry: HistoryEntry) -> tuple[int, str, int]:
+    return (int(entry.occurred_at.timestamp() * 1_000_000), entry.user_id, entry.version)
+
+
+class InMemoryHistoryIndex:
+    """History entries in a dict; pages sorted newest first by (time, user, version)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, HistoryEntry] = {}
+        self._by_user: dict[str, dict[int, HistoryEntry]] = defaultdict(dict)
+
+    async def index(self, entries: Sequence[HistoryEntry]) -> None:
+        for entry in entries:
+            self._entries[entry.entry_id] = entry
+            self._by_user[entry.user_id][entry.version] = entry
+
+    async def history(self, user_id: str, first: int, after: str | None) -> HistoryPage:
+        below = decode_cursor(after)[0] if after else None
+        entries = sorted(self._by_user.get(user_id, {}).values(), key=lambda e: e.version, reverse=True)
+        if below is not None:
+            entries = [e for e in entries if e.version < below]
+        return HistoryPage(
+            [(encode_cursor([e.version]), e) for e in entries[:first]], has_next=len(entries) > first
+        )
+
+    async def search(self, where: EntryFilter, first: int, after: str | None) -> HistoryPage:
+        entries = sorted((e for e in self._entries.values() if matches(e, where)), key=_sort_key, reverse=True)
+        if after:
+            mark = tuple(decode_cursor(after))
+            entries = [e for e in entries if _sort_key(e) < mark]
+        return HistoryPage(
+            [(encode_cursor(list(_sort_key(e))), e) for e in entries[:first]], has_next=len(entries) > first
+        )
+
+    async def stats(self, start: datetime, end: datetime, interval: Interval) -> Stats:
+        buckets = [StatsBucket(lo, hi) for lo, hi in bucket_bounds(start, end, interval)]
+        entries = sorted(self._entries.values(), key=lambda e: e.occurred_at)
+        result: list[StatsBucket] = []
+        for bucket in buckets:
+            inside = [e for e in entries if bucket.start <= e.occurred_at < bucket.end]
+
+            def total(kind: EntryKind, inside: list[HistoryEntry] = inside) -> int:
+                return sum(e.amount for e in inside if e.kind is kind)
+
+            result.append(
+                replace(
+                    bucket,
+                    granted=total(EntryKind.GRANTED),
+                    used=total(EntryKind.USED),
+                    use_cancelled=total(EntryKind.USE_CANCELLED),
+                    grant_cancelled=total(EntryKind.GRANT_CANCELLED),
+                    expired=total(EntryKind.EXPIRED),
+                    clawed_back=total(EntryKind.CLAWED_BACK),
+                    outstanding=sum(e.delta for e in entries if e.occurred_at < bucket.end),
+                )
+            )
+        return Stats(result)

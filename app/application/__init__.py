@@ -1,0 +1,1 @@
+"""Use cases: commands that change accounts and queries that read the read models."""

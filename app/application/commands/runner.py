@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import fields
+from datetime import datetime
+from typing import Any, TypeVar
+
+from app.application.errors import BusyError, IdempotencyConflictError
+from app.domain import codec
+from app.domain.account import Account
+from app.domain.events import RecordedEvent
+from app.domain.policy import PointPolicy
+from app.ports.clock import Clock, IdGenerator
+from app.ports.event_store import Commit, ConcurrencyError, EventStore, IdempotencyRecord
+
+R = TypeVar("R")
+
+
+class KeyedLocks:
+    """One asyncio lock per account, alive only while someone holds or waits for it.
+
+    It serialises the commands of one process on one account so that they rarely meet in the store's optimistic
+    check; across processes the version check alone does the serialising.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def fingerprint(request: Any) -> str:
+    """What a command asks, without its idempotency key: equal for a retry, different for another command."""
+    plain = {f.name: getattr(request, f.name) for f in fields(request) if f.name != "idempotency_key"}
+    return hashlib.sha256(type(request).__name__.encode() + b":" + codec.dumps(plain)).hexdigest()
+
+
+class AccountCommands:
+    """Runs one command against one account: idempotency, load, decide, append, retry on conflict (rule 10)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock,
+        ids: IdGenerator,
+        policy: PointPolicy,
+        snapshot_every: int = 200,
+        max_attempts: int = 30,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+        self.policy = policy
+        self.snapshot_every = snapshot_every
+        self.max_attempts = max_attempts
+        self._locks = KeyedLocks()
+
+    async def load(self, user_id: str) -> Account:
+        stream = await self.store.load(user_id)
+        return Account.rebuild(user_id, (r.event for r in stream.events), stream.snapshot)
+
+    async def run(
+        self,
+        user_id: str,
+        idempotency_key: str | None,
+        request: Any,
+        result_type: type[R],
+        decide: Callable[[Account, datetime], R],
+    ) -> R:
+        """Decide on a fresh copy of the account and append what it recorded; a retry of a key returns the
+        first result (rule 9). Domain errors propagate and nothing is written."""
+        command_print = fingerprint(request) if idempotency_key else ""
+        async with self._locks.hold(user_id):
+            for attempt in range(self.max_attempts):
+                if idempotency_key:
+                    record = await self.store.idempotency_record(user_id, idempotency_key)
+                    if record is not None:
+                        if record.fingerprint != command_print:
+                            raise IdempotencyConflictError(idempotency_key)
+                        return codec.load(result_type, codec.loads(record.result))
+                account = await self.load(user_id)
+                result = decide(account, self.clock.now())
+                new = account.new_events()
+                if not new:
+                    return result
+                commit = Commit(
+                    user_id=user_id,
+                    expected_version=account.committed_version,
+                    events=[
+                        RecordedEvent(self.ids.new_id(), user_id, account.committed_version + i + 1, event)
+                        for i, event in enumerate(new)
+                    ],
+                    idempotency=(
+                        IdempotencyRecord(idempotency_key, command_print, codec.dumps(result))
+                        if idempotency_key
+                        else None
+                    ),
+                    snapshot=account.state if self._snapshot_due(account) else None,
+                )
+                try:
+                    await self.store.append(commit)
+                except ConcurrencyError:
+                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    continue
+                return result
+        raise BusyError(user_id, self.max_attempts)
+
+    def _snapshot_due(self, account: Account) -> bool:
+        return account.version // self.snapshot_every > account.committed_version // self.snapshot_every

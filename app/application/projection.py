@@ -1,0 +1,245 @@
+"""The projector: turns each event, in its wire form, into read-model updates.
+
+Whoever delivers the events (the embedded outbox relay, or Kafka fed by Debezium) calls :meth:`Projector.handle`
+with the message bytes. Delivery may repeat a message: the balance view skips a version it has applied, and a
+history entry's id is its event's id, so a repeat changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+from app.domain import codec
+from app.domain.account import LotStatus
+from app.domain.events import (
+    Allocation,
+    DomainEvent,
+    GrantActivated,
+    GrantCancelled,
+    PointsClawedBack,
+    PointsExpired,
+    PointsGranted,
+    PointsUsed,
+    RecordedEvent,
+    Source,
+    UseCancelled,
+)
+from app.ports.event_store import EventStore, Outbox
+from app.ports.read_models import BalanceView, EntryKind, HistoryEntry, HistoryIndex, LotView
+
+log = logging.getLogger(__name__)
+
+
+def touched_lots(event: DomainEvent) -> list[str]:
+    match event:
+        case PointsGranted() | GrantActivated() | GrantCancelled() | PointsExpired():
+            return [event.grant_id]
+        case PointsUsed():
+            return [a.grant_id for a in event.allocations]
+        case UseCancelled():
+            return [a.grant_id for a in event.restored]
+        case PointsClawedBack():
+            return [a.grant_id for a in event.taken]
+
+
+def _adjust(lots: dict[str, LotView], allocations: Sequence[Allocation], sign: int) -> list[LotView]:
+    return [
+        replace(lots[a.grant_id], remaining=lots[a.grant_id].remaining + sign * a.amount) for a in allocations
+    ]
+
+
+def lot_updates(event: DomainEvent, lots: dict[str, LotView]) -> list[LotView]:
+    """The new values of the lots ``event`` changes, given their current values."""
+    match event:
+        case PointsGranted():
+            return [
+                LotView(
+                    grant_id=event.grant_id,
+                    source=event.source.value,
+                    amount=event.amount,
+                    remaining=event.amount,
+                    granted_at=event.occurred_at,
+                    expires_at=event.expires_at,
+                    status=LotStatus.PENDING if event.pending_until else LotStatus.ACTIVE,
+                    manual=event.source is Source.MANUAL,
+                    pending_until=event.pending_until,
+                    order_id=event.order_id,
+                )
+            ]
+        case GrantActivated():
+            return [replace(lots[event.grant_id], status=LotStatus.ACTIVE, expires_at=event.expires_at)]
+        case PointsUsed():
+            return _adjust(lots, event.allocations, -1)
+        case UseCancelled():
+            return _adjust(lots, event.restored, +1) + [
+                LotView(
+                    grant_id=r.grant_id,
+                    source=Source.REISSUE.value,
+                    amount=r.amount,
+                    remaining=r.amount,
+                    granted_at=event.occurred_at,
+                    expires_at=r.expires_at,
+                    status=LotStatus.ACTIVE,
+                    manual=r.manual,
+                    reissued_from=r.from_grant_id,
+                )
+                for r in event.reissued
+            ]
+        case GrantCancelled():
+            return [replace(lots[event.grant_id], status=LotStatus.CANCELLED, remaining=0)]
+        case PointsExpired():
+            return [replace(lots[event.grant_id], status=LotStatus.EXPIRED, remaining=0)]
+        case PointsClawedBack():
+            return _adjust(lots, event.taken, -1)
+
+
+def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryEntry | None:
+    """The history entry of an event; None for an expiry of a lot that had nothing left (no change)."""
+    event = recorded.event
+    base = {
+        "entry_id": recorded.event_id,
+        "user_id": recorded.user_id,
+        "version": recorded.version,
+        "occurred_at": event.occurred_at,
+    }
+
+    def source_of(grant_id: str) -> str | None:
+        lot = lots.get(grant_id)
+        return lot.source if lot else None
+
+    match event:
+        case PointsGranted():
+            return HistoryEntry(
+                **base,
+                kind=EntryKind.GRANTED,
+                amount=event.amount,
+                delta=event.amount,
+                source=event.source.value,
+                order_id=event.order_id,
+                grant_id=event.grant_id,
+                reason=event.reason,
+            )
+        case GrantActivated():
+            lot = lots.get(event.grant_id)
+            return HistoryEntry(
+                **base,
+                kind=EntryKind.ACTIVATED,
+                amount=lot.remaining if lot else 0,
+                delta=0,
+                source=source_of(event.grant_id),
+                grant_id=event.grant_id,
+            )
+        case PointsUsed():
+            return HistoryEntry(
+                **base,
+                kind=EntryKind.USED,
+                amount=event.amount,
+                delta=-event.amount,
+                order_id=event.order_id,
+                use_id=event.use_id,
+                reason=event.reason,
+                lots=event.allocations,
+            )
+        case UseCancelled():
+            return HistoryEntry(
+                **base,
+                kind=EntryKind.USE_CANCELLED,
+                amount=event.amount,
+                delta=event.amount,
+                use_id=event.use_id,
+                reason=event.reason,
+                lots=event.restored + tuple(Allocation(r.grant_id, r.amount) for r in event.reissued),
+            )
+        case GrantCancelled():
+            return HistoryEntry(
+                **base,
+                kind=EntryKind.GRANT_CANCELLED,
+                amount=event.amount,
+                delta=-event.amount,
+                source=source_of(event.grant_id),
+                grant_id=event.grant_id,
+                reason=event.reason,
+            )
+        case PointsExpired():
+            if event.amount == 0:
+                return None
+            return HistoryEntry(
+                **base,
+                kind=EntryKind.EXPIRED,
+                amount=event.amount,
+                delta=-event.amount,
+                source=source_of(event.grant_id),
+                grant_id=event.grant_id,
+            )
+        case PointsClawedBack():
+            taken = sum(a.amount for a in event.taken)
+            return HistoryEntry(
+                **base,
+                kind=EntryKind.CLAWED_BACK,
+                amount=taken,
+                delta=-taken,
+                order_id=event.order_id,
+                reason=event.reason,
+                lots=event.taken,
+            )
+
+
+class Projector:
+    def __init__(self, balances: BalanceView, history: HistoryIndex) -> None:
+        self._balances = balances
+        self._history = history
+
+    async def handle(self, message: bytes | str) -> None:
+        await self.project(codec.decode_message(message))
+
+    async def project(self, recorded: RecordedEvent) -> None:
+        event = recorded.event
+        current = {lot.grant_id: lot for lot in await self._balances.lots(recorded.user_id, touched_lots(event))}
+        await self._balances.apply(recorded.user_id, recorded.version, lot_updates(event, current))
+        entry = history_entry(recorded, current)
+        if entry is not None:
+            await self._history.index([entry])
+
+
+class OutboxRelay:
+    """The embedded delivery: reads the outbox in order, hands each message to the projector, then deletes it.
+
+    The same projector code is fed by Kafka in the full stack; here no broker sits between them.
+    """
+
+    def __init__(self, outbox: Outbox, projector: Projector, batch: int = 500) -> None:
+        self._outbox = outbox
+        self._projector = projector
+        self._batch = batch
+
+    async def drain(self) -> int:
+        """Project everything in the outbox now; returns how many messages were handled."""
+        handled = 0
+        while messages := await self._outbox.fetch(self._batch):
+            for message in messages:
+                await self._projector.handle(message.payload)
+            await self._outbox.ack([m.position for m in messages])
+            handled += len(messages)
+        return handled
+
+    async def run(self, stop: asyncio.Event, poll_seconds: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                if await self.drain() == 0:
+                    await self._outbox.wait(poll_seconds)
+            except Exception:  # a broken message must not stop the relay for everyone; it is retried
+                log.exception("outbox relay failed; retrying")
+                await asyncio.sleep(poll_seconds)
+
+
+async def rebuild_read_models(store: EventStore, projector: Projector, batch: int = 1000) -> int:
+    """Feed every stored event to the projector, in commit order: how the embedded read models start."""
+    position = count = 0
+    while rows := await store.read_all(position, batch):
+        for position, recorded in rows:  # noqa: B007 - position carries over to the next read
+            await projector.project(recorded)
+            count += 1
+    return count

@@ -1,0 +1,76 @@
+"""The only place that builds infrastructure. One adapter set per profile, chosen with ``override()``.
+
+Nothing is built at import time: entry points create a container with :func:`build_container`, then
+``await container.init_resources()`` in their lifespan and ``await container.shutdown_resources()`` at the end.
+"""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from app.adapters.clock import SettableClock, SystemClock, UuidIds
+from app.adapters.inmemory.event_store import InMemoryEventStore
+from app.adapters.inmemory.read_models import InMemoryBalanceView, InMemoryHistoryIndex
+from app.application.commands.expiry import ExpirePointsUseCase
+from app.application.commands.grants import ActivateGrantUseCase, CancelGrantUseCase, GrantPointsUseCase
+from app.application.commands.runner import AccountCommands
+from app.application.commands.uses import CancelUseUseCase, ClawbackPointsUseCase, UsePointsUseCase
+from app.application.projection import OutboxRelay, Projector
+from app.application.queries.balances import GetAccount, GetBalance, GetExpiringPoints
+from app.application.queries.history import GetHistory, GetStats, SearchEntries
+from app.application.services import PointServices
+from app.settings import Settings
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(UuidIds)
+    policy = providers.Callable(lambda settings: settings.policy, settings)
+
+    event_store = providers.Singleton(InMemoryEventStore)
+    outbox = event_store
+    balance_view = providers.Singleton(InMemoryBalanceView)
+    history_index = providers.Singleton(InMemoryHistoryIndex)
+
+    commands = providers.Singleton(
+        AccountCommands,
+        store=event_store,
+        clock=clock,
+        ids=ids,
+        policy=policy,
+        snapshot_every=providers.Callable(lambda settings: settings.snapshot_every, settings),
+    )
+    services = providers.Singleton(
+        PointServices,
+        grant=providers.Singleton(GrantPointsUseCase, commands),
+        activate=providers.Singleton(ActivateGrantUseCase, commands),
+        use=providers.Singleton(UsePointsUseCase, commands),
+        cancel_use=providers.Singleton(CancelUseUseCase, commands),
+        cancel_grant=providers.Singleton(CancelGrantUseCase, commands),
+        clawback=providers.Singleton(ClawbackPointsUseCase, commands),
+        expire=providers.Singleton(ExpirePointsUseCase, commands),
+        balance=providers.Singleton(GetBalance, balance_view, clock),
+        expiring=providers.Singleton(GetExpiringPoints, balance_view, clock),
+        history=providers.Singleton(GetHistory, history_index),
+        search=providers.Singleton(SearchEntries, history_index),
+        stats=providers.Singleton(GetStats, history_index),
+        account=providers.Singleton(GetAccount, event_store, clock),
+    )
+    projector = providers.Singleton(Projector, balance_view, history_index)
+    relay = providers.Singleton(OutboxRelay, outbox, projector)
+
+
+def build_container(settings: Settings) -> Container:
+    container = Container(settings=settings)
+    if settings.test_clock:
+        container.clock.override(providers.Singleton(SettableClock))
+    if settings.profile == "memory":
+        return container
+    if settings.profile == "embedded":
+        from app.adapters.sql.embedded import override_embedded
+
+        override_embedded(container, settings)
+        return container
+    raise ValueError(f"unknown profile {settings.profile!r}: use memory or embedded")

@@ -1,0 +1,120 @@
+"""Turns events (and any plain frozen dataclass) into JSON and back, driven by their type hints.
+
+The wire form of an event is the outbox row's payload and the Kafka message value::
+
+    {"eventId": ..., "type": "PointsUsed", "userId": ..., "version": 7, "occurredAt": ..., "data": {...}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from datetime import datetime
+from enum import Enum
+from functools import cache
+from typing import Any, TypeVar
+
+import orjson
+
+from app.domain.events import EVENT_TYPES, DomainEvent, RecordedEvent
+
+T = TypeVar("T")
+
+
+def to_plain(value: Any) -> Any:
+    """A JSON-ready copy of a dataclass tree: datetimes as ISO 8601, enums as their values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    return value
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_plain(tp: Any, value: Any) -> Any:
+    """The inverse of :func:`to_plain` for the type ``tp``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return from_plain(args[0], value)
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(tp)
+        return tuple(from_plain(item, v) for v in value)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return [from_plain(item, v) for v in value]
+    if origin is dict:
+        _key, item = typing.get_args(tp)
+        return {k: from_plain(item, v) for k, v in value.items()}
+    if tp is datetime:
+        return datetime.fromisoformat(value)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp(value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        hints = _hints(tp)
+        return tp(**{name: from_plain(hints[name], v) for name, v in value.items() if name in hints})
+    return value
+
+
+def load(cls: type[T], value: Any) -> T:
+    result: T = from_plain(cls, value)
+    return result
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(to_plain(value))
+
+
+def loads(raw: bytes | str) -> Any:
+    return orjson.loads(raw)
+
+
+def event_data(event: DomainEvent) -> dict[str, Any]:
+    data: dict[str, Any] = to_plain(event)
+    return data
+
+
+def event_from_data(type_name: str, data: dict[str, Any]) -> DomainEvent:
+    try:
+        cls = EVENT_TYPES[type_name]
+    except KeyError:
+        raise ValueError(f"unknown event type {type_name!r}") from None
+    event: DomainEvent = from_plain(cls, data)
+    return event
+
+
+def encode_message(recorded: RecordedEvent) -> bytes:
+    """The event exactly as it travels: outbox payload, Kafka value, relay input."""
+    return orjson.dumps(
+        {
+            "eventId": recorded.event_id,
+            "type": recorded.type,
+            "userId": recorded.user_id,
+            "version": recorded.version,
+            "occurredAt": recorded.event.occurred_at.isoformat(),
+            "data": event_data(recorded.event),
+        }
+    )
+
+
+def decode_message(raw: bytes | str | dict[str, Any]) -> RecordedEvent:
+    message = raw if isinstance(raw, dict) else orjson.loads(raw)
+    return RecordedEvent(
+        event_id=message["eventId"],
+        user_id=message["userId"],
+        version=int(message["version"]),
+        event=event_from_data(message["type"], message["data"]),
+    )

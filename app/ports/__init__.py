@@ -1,0 +1,1 @@
+"""Protocols the application needs from the outside world, with the data types that cross them."""

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from app.domain.account import AccountState
+from app.domain.events import RecordedEvent
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to the account first (or took the idempotency key): reload and retry."""
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    key: str
+    fingerprint: str
+    """What the command was, so that the same key with another command can be refused (rule 9)."""
+    result: bytes
+    """The first result as JSON, returned again to every retry."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Everything one command writes, in one transaction."""
+
+    user_id: str
+    expected_version: int
+    events: Sequence[RecordedEvent]
+    idempotency: IdempotencyRecord | None = None
+    snapshot: AccountState | None = None
+    """The account's state after ``events``, stored now and then so that loading stays cheap."""
+
+
+@dataclass(frozen=True)
+class Stream:
+    snapshot: AccountState | None
+    events: Sequence[RecordedEvent]
+    """Only the events after the snapshot."""
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    position: int
+    event_id: str
+    user_id: str
+    type: str
+    version: int
+    payload: bytes
+    """The event's wire form (:func:`app.domain.codec.encode_message`)."""
+
+
+class EventStore(Protocol):
+    """The write model: each account's event stream, the source of truth.
+
+    ``append`` is transactional: the events, one outbox row per event, the idempotency record, the snapshot and
+    the expiry schedule are written together or not at all. It raises :class:`ConcurrencyError` when the account's
+    version is no longer ``expected_version`` or the idempotency key was taken meanwhile. Reads are consistent
+    with every acknowledged append.
+    """
+
+    async def load(self, user_id: str) -> Stream: ...
+
+    async def append(self, commit: Commit) -> None: ...
+
+    async def idempotency_record(self, user_id: str, key: str) -> IdempotencyRecord | None: ...
+
+    async def due_accounts(self, now: datetime, limit: int) -> list[str]:
+        """Accounts holding a lot whose expiry is at or before ``now`` and that has not been settled."""
+        ...
+
+    async def read_all(self, after: int, limit: int) -> list[tuple[int, RecordedEvent]]:
+        """Every event in commit order, after the global position ``after``; for rebuilding read models."""
+        ...
+
+
+class Outbox(Protocol):
+    """The outbox rows that the store writes with the events, for a relay that delivers them in order.
+
+    Delivery is at least once: a message is deleted only by ``ack``, after it was handled.
+    """
+
+    async def fetch(self, limit: int) -> list[OutboxMessage]: ...
+
+    async def ack(self, positions: Sequence[int]) -> None: ...
+
+    async def wait(self, timeout: float) -> None:
+        """Return when new rows may have been written, or after ``timeout`` seconds."""
+        ...

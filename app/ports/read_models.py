@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from app.domain.account import LotStatus, status_as_of
+from app.domain.events import Allocation
+
+
+class ProjectionGapError(Exception):
+    """An event arrived before the one that precedes it in its account's stream."""
+
+
+@dataclass(frozen=True)
+class LotView:
+    """One lot as the balance view keeps it (Redis: one hash field per lot)."""
+
+    grant_id: str
+    source: str
+    amount: int
+    remaining: int
+    granted_at: datetime
+    expires_at: datetime
+    status: LotStatus
+    manual: bool
+    pending_until: datetime | None = None
+    order_id: str | None = None
+    reissued_from: str | None = None
+
+    def status_at(self, now: datetime) -> LotStatus:
+        return status_as_of(self.status, self.expires_at, self.pending_until, now)
+
+
+class BalanceView(Protocol):
+    """Per-account lots, kept by the projector; balances are computed from them as of the asking moment.
+
+    ``apply`` is atomic and guarded by the account's version: it writes only when the stored version is
+    ``version - 1``, returns False when ``version`` was applied already (a redelivery), and raises
+    :class:`ProjectionGapError` when an earlier version is missing.
+    """
+
+    async def version(self, user_id: str) -> int: ...
+
+    async def lots(self, user_id: str, grant_ids: Sequence[str] | None = None) -> list[LotView]: ...
+
+    async def apply(self, user_id: str, version: int, lots: Sequence[LotView]) -> bool: ...
+
+
+class EntryKind(StrEnum):
+    GRANTED = "GRANTED"
+    ACTIVATED = "ACTIVATED"
+    USED = "USED"
+    USE_CANCELLED = "USE_CANCELLED"
+    GRANT_CANCELLED = "GRANT_CANCELLED"
+    EXPIRED = "EXPIRED"
+    CLAWED_BACK = "CLAWED_BACK"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change to an account (OpenSearch: one document, its id the event id)."""
+
+    entry_id: str
+    user_id: str
+    version: int
+    kind: EntryKind
+    amount: int
+    """The size of the change, always >= 0."""
+    delta: int
+    """Its effect on the points the account holds (pending included): + for grants and cancels of uses."""
+    occurred_at: datetime
+    source: str | None = None
+    order_id: str | None = None
+    grant_id: str | None = None
+    use_id: str | None = None
+    reason: str | None = None
+    lots: tuple[Allocation, ...] = ()
+    """Which lots gave (use, clawback) or got (cancel: restored and reissued lots) how much."""
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[tuple[str, HistoryEntry]]
+    """Each entry with its cursor."""
+    has_next: bool
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    user_id: str | None = None
+    kinds: tuple[EntryKind, ...] = ()
+    sources: tuple[str, ...] = ()
+    order_id: str | None = None
+    occurred_from: datetime | None = None
+    occurred_to: datetime | None = None
+    """Exclusive."""
+    min_amount: int | None = None
+    max_amount: int | None = None
+
+
+class Interval(StrEnum):
+    DAY = "DAY"
+    MONTH = "MONTH"
+
+
+@dataclass(frozen=True)
+class StatsBucket:
+    start: datetime
+    end: datetime
+    granted: int = 0
+    used: int = 0
+    use_cancelled: int = 0
+    grant_cancelled: int = 0
+    expired: int = 0
+    clawed_back: int = 0
+    outstanding: int = 0
+    """Liability at the bucket's end: points granted and not yet used, cancelled, clawed back or expired."""
+
+
+@dataclass(frozen=True)
+class Stats:
+    buckets: list[StatsBucket] = field(default_factory=list)
+
+
+class HistoryIndex(Protocol):
+    """Every history entry, searchable. ``index`` is idempotent (an entry's id is its event's id).
+
+    Pages are newest first; cursors are opaque strings that only the same index understands, and a malformed one
+    raises ValueError.
+    """
+
+    async def index(self, entries: Sequence[HistoryEntry]) -> None: ...
+
+    async def history(self, user_id: str, first: int, after: str | None) -> HistoryPage: ...
+
+    async def search(self, where: EntryFilter, first: int, after: str | None) -> HistoryPage: ...
+
+    async def stats(self, start: datetime, end: datetime, interval: Interval) -> Stats: ...
