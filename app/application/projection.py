@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 from app.domain import codec
 from app.domain.account import LotStatus
@@ -46,9 +47,7 @@ def touched_lots(event: DomainEvent) -> list[str]:
 
 
 def _adjust(lots: dict[str, LotView], allocations: Sequence[Allocation], sign: int) -> list[LotView]:
-    return [
-        replace(lots[a.grant_id], remaining=lots[a.grant_id].remaining + sign * a.amount) for a in allocations
-    ]
+    return [replace(lots[a.grant_id], remaining=lots[a.grant_id].remaining + sign * a.amount) for a in allocations]
 
 
 def lot_updates(event: DomainEvent, lots: dict[str, LotView]) -> list[LotView]:
@@ -99,12 +98,13 @@ def lot_updates(event: DomainEvent, lots: dict[str, LotView]) -> list[LotView]:
 def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryEntry | None:
     """The history entry of an event; None for an expiry of a lot that had nothing left (no change)."""
     event = recorded.event
-    base = {
-        "entry_id": recorded.event_id,
-        "user_id": recorded.user_id,
-        "version": recorded.version,
-        "occurred_at": event.occurred_at,
-    }
+    entry = partial(
+        HistoryEntry,
+        entry_id=recorded.event_id,
+        user_id=recorded.user_id,
+        version=recorded.version,
+        occurred_at=event.occurred_at,
+    )
 
     def source_of(grant_id: str) -> str | None:
         lot = lots.get(grant_id)
@@ -112,8 +112,7 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
 
     match event:
         case PointsGranted():
-            return HistoryEntry(
-                **base,
+            return entry(
                 kind=EntryKind.GRANTED,
                 amount=event.amount,
                 delta=event.amount,
@@ -124,8 +123,7 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
             )
         case GrantActivated():
             lot = lots.get(event.grant_id)
-            return HistoryEntry(
-                **base,
+            return entry(
                 kind=EntryKind.ACTIVATED,
                 amount=lot.remaining if lot else 0,
                 delta=0,
@@ -133,8 +131,7 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
                 grant_id=event.grant_id,
             )
         case PointsUsed():
-            return HistoryEntry(
-                **base,
+            return entry(
                 kind=EntryKind.USED,
                 amount=event.amount,
                 delta=-event.amount,
@@ -144,8 +141,7 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
                 lots=event.allocations,
             )
         case UseCancelled():
-            return HistoryEntry(
-                **base,
+            return entry(
                 kind=EntryKind.USE_CANCELLED,
                 amount=event.amount,
                 delta=event.amount,
@@ -154,8 +150,7 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
                 lots=event.restored + tuple(Allocation(r.grant_id, r.amount) for r in event.reissued),
             )
         case GrantCancelled():
-            return HistoryEntry(
-                **base,
+            return entry(
                 kind=EntryKind.GRANT_CANCELLED,
                 amount=event.amount,
                 delta=-event.amount,
@@ -166,8 +161,7 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
         case PointsExpired():
             if event.amount == 0:
                 return None
-            return HistoryEntry(
-                **base,
+            return entry(
                 kind=EntryKind.EXPIRED,
                 amount=event.amount,
                 delta=-event.amount,
@@ -176,8 +170,7 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
             )
         case PointsClawedBack():
             taken = sum(a.amount for a in event.taken)
-            return HistoryEntry(
-                **base,
+            return entry(
                 kind=EntryKind.CLAWED_BACK,
                 amount=taken,
                 delta=-taken,

@@ -47,9 +47,7 @@ class LotStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
-def status_as_of(
-    status: LotStatus, expires_at: datetime, pending_until: datetime | None, now: datetime
-) -> LotStatus:
+def status_as_of(status: LotStatus, expires_at: datetime, pending_until: datetime | None, now: datetime) -> LotStatus:
     """A lot's status as of ``now``: a lapsed lot is expired whether or not the batch has run (rule 1), and a
     pending lot activates by itself at ``pending_until``."""
     if status in (LotStatus.CANCELLED, LotStatus.EXPIRED):
@@ -181,11 +179,7 @@ class Account:
         return sum(lot.remaining for lot in self._s.lots.values() if lot.status_at(now) is LotStatus.PENDING)
 
     def _spendable(self, now: datetime) -> list[Lot]:
-        live = [
-            lot
-            for lot in self._s.lots.values()
-            if lot.remaining > 0 and lot.status_at(now) is LotStatus.ACTIVE
-        ]
+        live = [lot for lot in self._s.lots.values() if lot.remaining > 0 and lot.status_at(now) is LotStatus.ACTIVE]
         return sorted(live, key=Lot.spend_key)
 
     # -- commands --------------------------------------------------------------------------------------------

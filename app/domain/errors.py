@@ -35,9 +35,7 @@ class ExpiryOutOfRangeError(DomainError):
     def __init__(self, min_days: int, max_days_exclusive: int) -> None:
         self.min_days = min_days
         self.max_days_exclusive = max_days_exclusive
-        super().__init__(
-            f"expiry must be at least {min_days} day(s) and less than {max_days_exclusive} days away"
-        )
+        super().__init__(f"expiry must be at least {min_days} day(s) and less than {max_days_exclusive} days away")
 
 
 class BalanceLimitExceededError(DomainError):

@@ -106,13 +106,7 @@ class PointsClawedBack:
 
 
 DomainEvent = (
-    PointsGranted
-    | GrantActivated
-    | PointsUsed
-    | UseCancelled
-    | GrantCancelled
-    | PointsExpired
-    | PointsClawedBack
+    PointsGranted | GrantActivated | PointsUsed | UseCancelled | GrantCancelled | PointsExpired | PointsClawedBack
 )
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = {

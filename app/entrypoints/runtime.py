@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from app.application.projection import rebuild_read_models
 from app.containers import Container
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 @contextlib.asynccontextmanager
 async def running(container: Container, relay: bool = True) -> AsyncIterator[Container]:
     """Initialise resources, rebuild the in-process read models from the store, and run the outbox relay."""
-    await container.init_resources()
+    await _maybe(container.init_resources())
     stop = asyncio.Event()
     task: asyncio.Task[None] | None = None
     try:
@@ -29,4 +29,10 @@ async def running(container: Container, relay: bool = True) -> AsyncIterator[Con
         stop.set()
         if task is not None:
             await task
-        await container.shutdown_resources()
+        await _maybe(container.shutdown_resources())
+
+
+async def _maybe(result: Awaitable[None] | None) -> None:
+    """dependency-injector returns an awaitable only when some resource is async."""
+    if result is not None:
+        await result

@@ -9,9 +9,7 @@ from tests.ledger import START, make_ledger
 async def test_the_worked_example_of_the_domain_reference() -> None:
     ledger = make_ledger()
     s = ledger.services
-    a = await s.grant.execute(
-        GrantPoints("u1", "g-a", 1_000, Source.MANUAL, expires_at=START + timedelta(days=30))
-    )
+    a = await s.grant.execute(GrantPoints("u1", "g-a", 1_000, Source.MANUAL, expires_at=START + timedelta(days=30)))
     b = await s.grant.execute(
         GrantPoints("u1", "g-b", 500, Source.ORDER, order_id="o-1", expires_at=START + timedelta(days=10))
     )

@@ -81,9 +81,7 @@ class InMemoryHistoryIndex:
         entries = sorted(self._by_user.get(user_id, {}).values(), key=lambda e: e.version, reverse=True)
         if below is not None:
             entries = [e for e in entries if e.version < below]
-        return HistoryPage(
-            [(encode_cursor([e.version]), e) for e in entries[:first]], has_next=len(entries) > first
-        )
+        return HistoryPage([(encode_cursor([e.version]), e) for e in entries[:first]], has_next=len(entries) > first)
 
     async def search(self, where: EntryFilter, first: int, after: str | None) -> HistoryPage:
         entries = sorted((e for e in self._entries.values() if matches(e, where)), key=_sort_key, reverse=True)

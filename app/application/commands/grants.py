@@ -118,6 +118,4 @@ class CancelGrantUseCase:
             event = account.cancel_grant(grant_id=request.grant_id, now=now, reason=request.reason)
             return GrantCancelResult(event.grant_id, event.amount, AccountAfter.of(account, now))
 
-        return await self._commands.run(
-            request.user_id, request.idempotency_key, request, GrantCancelResult, decide
-        )
+        return await self._commands.run(request.user_id, request.idempotency_key, request, GrantCancelResult, decide)

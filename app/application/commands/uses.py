@@ -6,8 +6,8 @@ from datetime import datetime
 from app.application.commands.results import (
     AccountAfter,
     ClawedBack,
-    Used,
     UseCancelResult,
+    Used,
     optional_id,
     require_id,
 )

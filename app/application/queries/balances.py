@@ -153,7 +153,6 @@ class GetAccount:
                 for lot in account.lots
             ],
             uses=[
-                UseDetail(u.use_id, u.amount, u.cancelled, u.used_at, u.order_id, u.allocations)
-                for u in account.uses
+                UseDetail(u.use_id, u.amount, u.cancelled, u.used_at, u.order_id, u.allocations) for u in account.uses
             ],
         )
