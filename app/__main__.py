@@ -1,0 +1,86 @@
+"""The command line: ``python -m app serve | token | schema | expire`` (also installed as ``point-ledger``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from app.application.authorization import Role
+from app.settings import Settings
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"point ledger ({settings.profile} profile) on http://{host}:{port}")
+    print(f"  GraphiQL:  http://{host}:{port}/graphql")
+    print("  a token:   uv run python -m app token --sub ops --role admin   (send it as Authorization: Bearer <token>)")
+    if settings.test_clock:
+        print("  the test clock is ON: admins may call setTestClock(at:)")
+    uvicorn.run("app.entrypoints.server:create_app", factory=True, host=host, port=port, log_level="info")
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from app.graphql.auth import mint_token
+
+    print(mint_token(settings.jwt_secret, args.sub, args.role or [Role.USER.value], hours=args.hours))
+    return 0
+
+
+def _schema(settings: Settings, args: argparse.Namespace) -> int:
+    from app.graphql.schema import schema
+
+    print(str(schema))
+    return 0
+
+
+def _expire(settings: Settings, args: argparse.Namespace) -> int:
+    from app.application.commands.expiry import ExpirePoints
+    from app.containers import build_container
+    from app.entrypoints.runtime import running
+
+    async def run() -> None:
+        container = build_container(settings)
+        async with running(container, relay=False):
+            report = await container.services().expire.execute(ExpirePoints(chunk_size=args.chunk_size))
+        print(f"expired {report.points} points in {report.lots} lots of {report.accounts} accounts")
+
+    asyncio.run(run())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="point-ledger", description="The point ledger service.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the GraphQL service (uvicorn) with the configured profile")
+    serve.add_argument("--host", help="default: POINTS_HOST")
+    serve.add_argument("--port", type=int, help="default: POINTS_PORT")
+    serve.set_defaults(run=_serve)
+
+    token = commands.add_parser("token", help="print a bearer token signed with POINTS_JWT_SECRET")
+    token.add_argument("--sub", required=True, help="the caller; for the user role, the user id it may read")
+    token.add_argument("--role", action="append", choices=[r.value for r in Role], help="repeatable; default: user")
+    token.add_argument("--hours", type=float, default=24.0, help="lifetime (default 24)")
+    token.set_defaults(run=_token)
+
+    schema = commands.add_parser("schema", help="print the GraphQL SDL (uv run python -m app schema > schema.graphql)")
+    schema.set_defaults(run=_schema)
+
+    expire = commands.add_parser("expire", help="run the expiry batch once on the configured profile")
+    expire.add_argument("--chunk-size", type=int, default=500)
+    expire.set_defaults(run=_expire)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.run(Settings.from_env(), args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

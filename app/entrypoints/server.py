@@ -1,0 +1,51 @@
+"""The HTTP service: GraphQL (and GraphiQL) at /graphql. ``uvicorn --factory app.entrypoints.server:create_app``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from app.adapters.clock import SettableClock
+from app.containers import build_container
+from app.entrypoints.runtime import running
+from app.graphql.view import LedgerGraphQL
+from app.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    container = build_container(settings)
+    graphql = LedgerGraphQL(jwt_secret=settings.jwt_secret)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with running(container):
+            clock = container.clock()
+            graphql.test_clock = clock if settings.test_clock and isinstance(clock, SettableClock) else None
+            graphql.services = container.services()
+            try:
+                yield
+            finally:
+                graphql.services = None
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/graphql")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok" if graphql.services is not None else "starting"})
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/health", health),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    return app

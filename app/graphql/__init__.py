@@ -1,0 +1,1 @@
+"""The GraphQL surface (Strawberry): thin resolvers over the application's use cases."""
