@@ -1,0 +1,91 @@
+"""Writes to one account are serialised (rule 10): in one process by the account's lock, across processes by the
+optimistic version check on the event stream, retried."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.adapters.clock import FixedClock, UuidIds
+from app.adapters.inmemory.event_store import InMemoryEventStore
+from app.application.commands.grants import GrantPoints, GrantPointsUseCase
+from app.application.commands.runner import AccountCommands
+from app.application.commands.uses import UsePoints, UsePointsUseCase
+from app.domain.errors import InsufficientPointsError
+from app.domain.events import Source
+from app.domain.policy import PointPolicy
+from app.ports.event_store import Commit, Stream
+from tests.ledger import START, Ledger
+from tests.unit.support import Driver
+
+
+async def use_one_point_200_times(uses: list[UsePointsUseCase]) -> list[object]:
+    return await asyncio.gather(
+        *(uses[n % len(uses)].execute(UsePoints("u1", f"use-{n}", 1)) for n in range(200)),
+        return_exceptions=True,
+    )
+
+
+async def test_200_concurrent_uses_of_one_point_on_an_account_of_100_leave_exactly_100_succeeded(
+    ledger: Ledger,
+) -> None:
+    await Driver(ledger).grant(100)
+    outcomes = await use_one_point_200_times([ledger.services.use])
+
+    assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 100
+    assert all(isinstance(o, InsufficientPointsError) for o in outcomes if isinstance(o, BaseException))
+    detail = await ledger.services.account.execute("u1")
+    assert (detail.available, len(detail.uses), detail.version) == (0, 100, 101)
+    await ledger.project()
+    assert (await ledger.services.balance.execute("u1")).available == 0
+
+
+class SlowEventStore(InMemoryEventStore):
+    """Yields to other tasks between reading and writing, as a database round trip does, so that writers from
+    different processes meet in the version check."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conflicts = 0
+
+    async def load(self, user_id: str) -> Stream:
+        stream = await super().load(user_id)
+        await asyncio.sleep(0)
+        return stream
+
+    async def append(self, commit: Commit) -> None:
+        await asyncio.sleep(0)
+        try:
+            await super().append(commit)
+        except Exception:
+            self.conflicts += 1
+            raise
+
+
+def processes(store: InMemoryEventStore, count: int) -> list[UsePointsUseCase]:
+    """Use cases as ``count`` separate processes would have them: each its own runner (and locks)."""
+    clock = FixedClock(START)
+    return [UsePointsUseCase(AccountCommands(store, clock, UuidIds(), PointPolicy())) for _ in range(count)]
+
+
+async def test_writers_in_separate_processes_are_serialised_by_the_version_check() -> None:
+    store = SlowEventStore()
+    grant = GrantPointsUseCase(AccountCommands(store, FixedClock(START), UuidIds(), PointPolicy()))
+    await grant.execute(GrantPoints("u1", "grant", 100, Source.PROMOTION))
+
+    outcomes = await use_one_point_200_times(processes(store, 4))
+
+    assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 100
+    assert all(isinstance(o, InsufficientPointsError) for o in outcomes if isinstance(o, BaseException))
+    assert store.conflicts > 0  # the writers did meet, and the check turned them away
+    stream = await store.load("u1")
+    assert [r.version for r in stream.events] == list(range(1, 102))
+
+
+async def test_one_key_sent_to_separate_processes_at_once_has_one_effect() -> None:
+    store = SlowEventStore()
+    clock = FixedClock(START)
+    grants = [GrantPointsUseCase(AccountCommands(store, clock, UuidIds(), PointPolicy())) for _ in range(5)]
+    request = GrantPoints("u1", "once", 100, Source.PROMOTION)
+    answers = await asyncio.gather(*(grants[n % 5].execute(request) for n in range(10)))
+    assert len(set(answers)) == 1
+    assert len((await store.load("u1")).events) == 1
