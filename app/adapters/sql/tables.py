@@ -1,0 +1,73 @@
+"""The write model's tables, in SQLAlchemy Core, one layout for SQLite now and MySQL/MariaDB later.
+
+``point_events`` and ``point_event_outbox`` take their order from an autoincrement ``position`` primary key: SQLite
+can only autoincrement its rowid, and InnoDB clusters on the primary key, so both like an ever-growing one. The
+event id is a unique key beside it. Times are stored as naive UTC (``DATETIME(6)`` in MySQL, ISO text in SQLite).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+metadata = sa.MetaData()
+
+Position = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""SQLite autoincrements only an ``INTEGER PRIMARY KEY`` (the rowid)."""
+Time = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+Json = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+Id = sa.String(64)
+UserId = sa.String(128)
+
+AGGREGATE_TYPE = "point_account"
+
+point_events = sa.Table(
+    "point_events",
+    metadata,
+    sa.Column("position", Position, primary_key=True, autoincrement=True),
+    sa.Column("event_id", Id, nullable=False, unique=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("occurred_at", Time, nullable=False),
+    sa.Column("payload", Json, nullable=False, comment="the event's data (app.domain.codec.event_data) as JSON"),
+    sa.UniqueConstraint("user_id", "version", name="uq_point_events_stream"),
+)
+
+point_event_outbox = sa.Table(
+    "point_event_outbox",
+    metadata,
+    sa.Column("position", Position, primary_key=True, autoincrement=True),
+    sa.Column("id", Id, nullable=False, unique=True, comment="the event id (Debezium EventRouter: id)"),
+    sa.Column("aggregatetype", sa.String(64), nullable=False),
+    sa.Column("aggregateid", UserId, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("occurred_at", Time, nullable=False),
+    sa.Column("payload", Json, nullable=False, comment="the wire message (app.domain.codec.encode_message)"),
+)
+
+point_idempotency = sa.Table(
+    "point_idempotency",
+    metadata,
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("result", Json, nullable=False),
+)
+
+point_snapshots = sa.Table(
+    "point_snapshots",
+    metadata,
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("state", Json, nullable=False, comment="app.domain.account.AccountState as JSON"),
+)
+
+point_lot_expiries = sa.Table(
+    "point_lot_expiries",
+    metadata,
+    sa.Column("grant_id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("expires_at", Time, nullable=False, index=True),
+)
