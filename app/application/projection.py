@@ -29,7 +29,14 @@ from app.domain.events import (
     UseCancelled,
 )
 from app.ports.event_store import EventStore, Outbox
-from app.ports.read_models import BalanceView, EntryKind, HistoryEntry, HistoryIndex, LotView
+from app.ports.read_models import (
+    BalanceView,
+    EntryKind,
+    HistoryEntry,
+    HistoryIndex,
+    LotView,
+    ProjectionGapError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -189,12 +196,20 @@ class Projector:
         await self.project(codec.decode_message(message))
 
     async def project(self, recorded: RecordedEvent) -> None:
+        """The history entry first, then the balance view, so that an entry is always made from the lots as they
+        were just before its event: a redelivery finds the view at or past its version and changes nothing, and
+        a delivery cut short between the two is redone whole."""
         event = recorded.event
+        applied = await self._balances.version(recorded.user_id)
+        if applied >= recorded.version:
+            return
+        if applied != recorded.version - 1:
+            raise ProjectionGapError(f"{recorded.user_id}: got version {recorded.version} while at {applied}")
         current = {lot.grant_id: lot for lot in await self._balances.lots(recorded.user_id, touched_lots(event))}
-        await self._balances.apply(recorded.user_id, recorded.version, lot_updates(event, current))
         entry = history_entry(recorded, current)
         if entry is not None:
             await self._history.index([entry])
+        await self._balances.apply(recorded.user_id, recorded.version, lot_updates(event, current))
 
 
 class OutboxRelay:
