@@ -1,0 +1,99 @@
+"""The projector: events in their wire form become read-model updates, and a redelivery changes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.application.projection import Projector, rebuild_read_models
+from app.adapters.inmemory.read_models import InMemoryBalanceView, InMemoryHistoryIndex
+from app.domain.events import Source
+from app.ports.read_models import EntryFilter, ProjectionGapError
+from tests.ledger import Ledger
+from tests.unit.support import Driver
+
+DAY = timedelta(days=1)
+
+
+async def some_history(ledger: Ledger) -> None:
+    u1, u2 = Driver(ledger, "u1"), Driver(ledger, "u2")
+    order = await u1.grant(300, Source.ORDER, order_id="o-1", pending_for=2 * DAY)
+    await u1.grant(200, Source.MANUAL, expires_in=5 * DAY)
+    await u2.grant(50)
+    await u1.activate(order.grant_id)
+    used = await u1.use(250)
+    await u1.cancel_use(used.use_id, 100)
+    await u1.clawback("o-1", 20)
+    ledger.advance(days=6)
+    await u1.expire()
+    await u1.cancel_use(used.use_id)
+    await u2.use(10)
+
+
+async def picture(balances: InMemoryBalanceView, history: InMemoryHistoryIndex) -> object:
+    users = ("u1", "u2")
+    return (
+        [sorted(await balances.lots(u), key=lambda lot: lot.grant_id) for u in users],
+        [await balances.version(u) for u in users],
+        (await history.search(EntryFilter(), 100, None)).entries,
+    )
+
+
+async def test_delivering_every_message_twice_changes_nothing(ledger: Ledger) -> None:
+    await some_history(ledger)
+    messages = await ledger.store.fetch(1_000)
+    once = (InMemoryBalanceView(), InMemoryHistoryIndex())
+    twice = (InMemoryBalanceView(), InMemoryHistoryIndex())
+    for message in messages:
+        await Projector(*once).handle(message.payload)
+        await Projector(*twice).handle(message.payload)
+        await Projector(*twice).handle(message.payload)
+    assert await picture(*twice) == await picture(*once)
+
+
+async def test_a_late_redelivery_of_an_old_message_changes_nothing(ledger: Ledger) -> None:
+    await some_history(ledger)
+    messages = await ledger.store.fetch(1_000)
+    await ledger.project()
+    before = await picture(ledger.balances, ledger.history)
+    projector = ledger.container.projector()
+    for message in messages[:5]:
+        await projector.handle(message.payload)
+    assert await picture(ledger.balances, ledger.history) == before
+
+
+async def test_a_message_that_skips_a_version_is_refused(ledger: Ledger) -> None:
+    u1 = Driver(ledger)
+    await u1.grant(10)
+    await u1.grant(10)
+    first, second = await ledger.store.fetch(10)
+    projector = ledger.container.projector()
+    with pytest.raises(ProjectionGapError):
+        await projector.handle(second.payload)
+    await projector.handle(first.payload)
+    await projector.handle(second.payload)
+    assert (await ledger.services.balance.execute("u1")).available == 20
+
+
+async def test_the_balance_view_agrees_with_the_write_model_after_projection(ledger: Ledger) -> None:
+    await some_history(ledger)
+    await ledger.project()
+    for user_id in ("u1", "u2"):
+        detail = await ledger.services.account.execute(user_id)
+        balance = await ledger.services.balance.execute(user_id)
+        assert (balance.available, balance.pending, balance.version) == (
+            detail.available,
+            detail.pending,
+            detail.version,
+        )
+        view = {lot.grant_id: lot.remaining for lot in await ledger.balances.lots(user_id)}
+        assert view == {lot.grant_id: lot.remaining for lot in detail.lots}
+
+
+async def test_read_models_rebuilt_from_the_store_equal_the_projected_ones(ledger: Ledger) -> None:
+    await some_history(ledger)
+    await ledger.project()
+    rebuilt = (InMemoryBalanceView(), InMemoryHistoryIndex())
+    await rebuild_read_models(ledger.store, Projector(*rebuilt))
+    assert await picture(*rebuilt) == await picture(ledger.balances, ledger.history)
