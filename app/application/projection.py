@@ -169,6 +169,7 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
             if event.amount == 0:
                 return None
             return entry(
+                occurred_at=event.expired_at,  # when the points lapsed, not when the batch noticed (rule 15)
                 kind=EntryKind.EXPIRED,
                 amount=event.amount,
                 delta=-event.amount,
