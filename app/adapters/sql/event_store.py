@@ -40,9 +40,9 @@ class StorageError(RuntimeError):
     """The database failed (disk full, I/O error, locked for too long). Nothing of the batch was written."""
 
 
-@dataclass
-class _Write:
-    """What one append writes, as statement parameters, prepared on the caller's side."""
+@dataclass(frozen=True)
+class CommitRows:
+    """What one append writes, as statement parameters (prepared on the caller's side, not the writer's)."""
 
     user_id: str
     expected_version: int
@@ -52,6 +52,11 @@ class _Write:
     snapshot: dict[str, Any] | None
     expiries: list[dict[str, Any]]
     unscheduled: list[dict[str, Any]]
+
+
+@dataclass
+class _Write:
+    rows: CommitRows
     done: asyncio.Future[None]
 
 
@@ -64,7 +69,7 @@ class _Ack:
 _STOP = object()
 
 
-def _prepare(commit: Commit, done: asyncio.Future[None]) -> _Write:
+def commit_rows(commit: Commit) -> CommitRows:
     events: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
     for recorded in commit.events:
@@ -99,7 +104,7 @@ def _prepare(commit: Commit, done: asyncio.Future[None]) -> _Write:
             expiries.append({"grant_id": grant_id, "user_id": commit.user_id, "expires_at": sqlite_time(expires_at)})
     key = commit.idempotency
     snapshot = commit.snapshot
-    return _Write(
+    return CommitRows(
         user_id=commit.user_id,
         expected_version=commit.expected_version,
         events=events,
@@ -121,8 +126,29 @@ def _prepare(commit: Commit, done: asyncio.Future[None]) -> _Write:
         ),
         expiries=expiries,
         unscheduled=unscheduled,
-        done=done,
     )
+
+
+def write_commit(connection: sqlite3.Connection, sql: Statements, rows: CommitRows) -> ConcurrencyError | None:
+    """The statements of one append, inside the caller's transaction; a refusal the caller must roll back."""
+    if rows.expected_version > 0:
+        found = connection.execute(
+            sql.version_exists.sql, {"user_id": rows.user_id, "version": rows.expected_version}
+        ).fetchone()
+        if found is None:
+            return ConcurrencyError(f"{rows.user_id} is not at version {rows.expected_version}")
+    if rows.events:
+        connection.executemany(sql.insert_event.sql, rows.events)
+        connection.executemany(sql.insert_outbox.sql, rows.outbox)
+    if rows.idempotency is not None:
+        connection.execute(sql.insert_idempotency.sql, rows.idempotency)
+    if rows.snapshot is not None:
+        connection.execute(sql.upsert_snapshot.sql, rows.snapshot)
+    if rows.expiries:
+        connection.executemany(sql.upsert_expiry.sql, rows.expiries)
+    if rows.unscheduled:
+        connection.executemany(sql.delete_expiry.sql, rows.unscheduled)
+    return None
 
 
 def _decode(type_name: str, payload: str) -> Any:
@@ -207,7 +233,7 @@ class SqlEventStore:
 
     async def append(self, commit: Commit) -> None:
         done = self._running_loop().create_future()
-        self._submit(_prepare(commit, done))
+        self._submit(_Write(commit_rows(commit), done))
         await done
 
     async def idempotency_record(self, user_id: str, key: str) -> IdempotencyRecord | None:
@@ -318,9 +344,9 @@ class SqlEventStore:
                     continue
                 connection.execute("SAVEPOINT command")
                 try:
-                    outcomes[index] = self._write_one(connection, job)
+                    outcomes[index] = write_commit(connection, sql, job.rows)
                 except sqlite3.IntegrityError as error:
-                    outcomes[index] = ConcurrencyError(f"{job.user_id}: {error}")
+                    outcomes[index] = ConcurrencyError(f"{job.rows.user_id}: {error}")
                 if outcomes[index] is not None:
                     connection.execute("ROLLBACK TO command")
                 connection.execute("RELEASE command")
@@ -332,27 +358,6 @@ class SqlEventStore:
                     connection.execute("ROLLBACK")
             return [StorageError(f"writing to the event store failed: {error}") for _ in jobs]
         return outcomes
-
-    def _write_one(self, connection: sqlite3.Connection, job: _Write) -> ConcurrencyError | None:
-        sql = self._sql
-        if job.expected_version > 0:
-            found = connection.execute(
-                sql.version_exists.sql, {"user_id": job.user_id, "version": job.expected_version}
-            ).fetchone()
-            if found is None:
-                return ConcurrencyError(f"{job.user_id} is not at version {job.expected_version}")
-        if job.events:
-            connection.executemany(sql.insert_event.sql, job.events)
-            connection.executemany(sql.insert_outbox.sql, job.outbox)
-        if job.idempotency is not None:
-            connection.execute(sql.insert_idempotency.sql, job.idempotency)
-        if job.snapshot is not None:
-            connection.execute(sql.upsert_snapshot.sql, job.snapshot)
-        if job.expiries:
-            connection.executemany(sql.upsert_expiry.sql, job.expiries)
-        if job.unscheduled:
-            connection.executemany(sql.delete_expiry.sql, job.unscheduled)
-        return None
 
     def _settle(self, jobs: list[_Write | _Ack], outcomes: list[Exception | None]) -> None:
         for job, outcome in zip(jobs, outcomes, strict=True):
