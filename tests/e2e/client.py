@@ -17,6 +17,8 @@ import httpx
 import jwt
 from graphql import GraphQLSchema, GraphQLUnionType, build_schema
 
+from app.containers import Container
+
 SDL = Path(__file__).resolve().parents[2] / "schema.graphql"
 SECRET = "e2e-secret-that-is-long-enough-for-hs256"
 
@@ -141,8 +143,10 @@ class GraphQLFailure(AssertionError):
 class Api:
     """Sends GraphQL over HTTP, as any client would."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, container: Container | None = None) -> None:
         self.http = http
+        self.container = container
+        """The service's container, for the few tests that inject a fault behind the API."""
 
     async def post(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

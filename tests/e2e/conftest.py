@@ -30,7 +30,7 @@ async def serve(settings: Settings) -> AsyncIterator[Api]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ledger.test") as http:
-            yield Api(http)
+            yield Api(http, app.state.container)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
