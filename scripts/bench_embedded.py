@@ -1,0 +1,437 @@
+"""Benchmark of the embedded default (a benchmark, not a test): how many commands per second, at what latency.
+
+    uv run python scripts/bench_embedded.py                      # about 1.5 minutes
+    uv run python scripts/bench_embedded.py --clients 64 --seconds 30 --skip-load
+
+Three parts, each on a fresh SQLite file in a temporary directory (WAL, synchronous=FULL):
+
+1. HTTP: the real server (``uvicorn --factory app.entrypoints.server:create_app``, embedded profile) in a
+   subprocess, driven by N concurrent httpx clients sending grantPoints and usePoints mutations for many distinct
+   users (per user: a grant of 100, then two uses of 10, and again), with an admin JWT.
+2. Bare SQL: the statements the store runs for those commands (version check, point_events, point_event_outbox,
+   point_idempotency, point_lot_expiries), straight on sqlite3, one transaction (one fsync) per command; then the
+   same with 32 commands per transaction, as group commit does. The distance to part 1 is the HTTP/Python cost.
+3. Loading one account of 100,000 events through the command runner: from its snapshot, from its events alone,
+   against a fresh account.
+
+The load generator shares the machine (and its cores) with the server: client CPU is reported beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import resource
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.adapters.sql.event_store import (  # noqa: E402
+    CommitRows,
+    commit_rows,
+    create_schema,
+    sqlite_connect,
+    write_commit,
+)
+from app.adapters.sql.statements import SQLITE, Statements  # noqa: E402
+from app.domain.account import Account  # noqa: E402
+from app.domain.events import DomainEvent, RecordedEvent, Source  # noqa: E402
+from app.domain.policy import PointPolicy  # noqa: E402
+from app.ports.event_store import Commit, IdempotencyRecord  # noqa: E402
+
+POLICY = PointPolicy()
+GRANT = "mutation($input: GrantPointsInput!) { grantPoints(input: $input) { __typename } }"
+USE = "mutation($input: UsePointsInput!) { usePoints(input: $input) { __typename } }"
+
+
+@dataclass
+class Figures:
+    latencies: list[float] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def line(self, label: str) -> str:
+        lat = sorted(self.latencies)
+        if not lat:
+            return f"{label}: nothing measured"
+
+        def pct(p: float) -> float:
+            return lat[min(len(lat) - 1, int(len(lat) * p))] * 1000
+
+        rate = len(lat) / self.seconds
+        return (
+            f"{label}: {rate:,.0f} commands/s over {self.seconds:.1f} s ({len(lat):,} commands); latency "
+            f"p50 {pct(0.50):.2f} ms, p90 {pct(0.90):.2f} ms, p99 {pct(0.99):.2f} ms, max {lat[-1] * 1000:.1f} ms"
+        )
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc); 0 where that is not available."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- 1. HTTP ------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def server(args: argparse.Namespace, directory: Path, port: int, secret: str) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "POINTS_PROFILE": args.profile,
+        "POINTS_DATABASE_URL": f"sqlite:///{directory / 'points.db'}",
+        "POINTS_JWT_SECRET": secret,
+    }
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", args.app,
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    print("server:", " ".join(["python", *command[1:]]), f"(POINTS_PROFILE={args.profile}, a fresh SQLite file)")
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"the server exited with {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json().get("status") == "ok":
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit("the server did not start within 60 s")
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class RawHttp:
+    """A lean HTTP/1.1 keep-alive client on one connection: next to no CPU, so that the server's share shows."""
+
+    def __init__(self, host: str, port: int, path: str, token: str) -> None:
+        self._address = (host, port)
+        self._head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def post(self, body: dict[str, Any]) -> Any:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(*self._address)
+        reader, writer = self._streams
+        payload = json.dumps(body).encode()
+        writer.write(self._head + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        )
+        return json.loads(await reader.readexactly(length))
+
+    async def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+
+
+class HttpxHttp:
+    def __init__(self, client: httpx.AsyncClient, url: str, token: str) -> None:
+        self._client = client
+        self._url = url
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    async def post(self, body: dict[str, Any]) -> Any:
+        response = await self._client.post(self._url, json=body, headers=self._headers)
+        return response.json()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+async def drive(kind: str, port: int, token: str, args: argparse.Namespace) -> Figures:
+    """``args.clients`` clients, each with its own connection and its own users, send commands back to back."""
+    figures = Figures()
+    run = secrets.token_hex(3)
+    per_client = max(1, args.users // args.clients)
+    measure_from = time.perf_counter() + args.warmup
+    stop = measure_from + args.seconds
+
+    def connect() -> RawHttp | HttpxHttp:
+        if kind == "raw":
+            return RawHttp("127.0.0.1", port, "/graphql", token)
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        return HttpxHttp(httpx.AsyncClient(limits=limits, timeout=30), f"http://127.0.0.1:{port}/graphql", token)
+
+    async def client(number: int) -> None:
+        http = connect()
+        accounts = [f"bench-{run}-{number}-{n}" for n in range(per_client)]
+        try:
+            for i in itertools.count():
+                if time.perf_counter() >= stop:
+                    return
+                user = accounts[i % per_client]
+                key = f"{run}-{number}-{i}"
+                command: dict[str, Any] = {"userId": user, "idempotencyKey": key}
+                if (i // per_client) % 3 == 0:  # per user: a grant of 100, two uses of 10, and again
+                    command.update(amount=100, source="ORDER", orderId=key)
+                    body, name = {"query": GRANT, "variables": {"input": command}}, "grantPoints"
+                else:
+                    command.update(amount=10)
+                    body, name = {"query": USE, "variables": {"input": command}}, "usePoints"
+                sent = time.perf_counter()
+                try:
+                    outcome = (await http.post(body))["data"][name]["__typename"]
+                except (OSError, asyncio.IncompleteReadError, httpx.HTTPError, KeyError, TypeError, ValueError) as e:
+                    outcome = f"failed: {type(e).__name__}"
+                done = time.perf_counter()
+                if sent >= measure_from and done <= stop:
+                    figures.latencies.append(done - sent)
+                    figures.outcomes[outcome] += 1
+        finally:
+            await http.close()
+
+    await asyncio.gather(*(client(n) for n in range(args.clients)))
+    figures.seconds = args.seconds
+    return figures
+
+
+def http_part(args: argparse.Namespace, directory: Path) -> None:
+    secret = secrets.token_urlsafe(32)
+    port = free_port()
+    now = datetime.now(UTC)
+    token = jwt.encode(
+        {"sub": "bench", "roles": ["admin"], "iat": now, "exp": now + timedelta(hours=1)}, secret, algorithm="HS256"
+    )
+    with server(args, directory, port, secret) as process:
+        for kind in ["httpx", "raw"] if args.client == "both" else [args.client]:
+            server_cpu, client_cpu = cpu_seconds_of(process.pid), own_cpu_seconds()
+            figures = asyncio.run(drive(kind, port, token, args))
+            elapsed = args.warmup + args.seconds
+            server_cpu, client_cpu = cpu_seconds_of(process.pid) - server_cpu, own_cpu_seconds() - client_cpu
+            print(figures.line(f"HTTP ({kind} client), {args.clients} clients, {args.users:,} users"))
+            print("  outcomes:", ", ".join(f"{name} {count:,}" for name, count in figures.outcomes.most_common()))
+            print(
+                f"  CPU ({os.cpu_count()} cores, shared): server {server_cpu / elapsed:.0%} of a core, "
+                f"load generator {client_cpu / elapsed:.0%} of a core; load average {load_average()}"
+            )
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+# -- 2. bare SQL --------------------------------------------------------------------------------------------------
+
+
+def command_rows(now: datetime) -> tuple[CommitRows, CommitRows]:
+    """The rows of one grant and one use as the store prepares them, from real events (ids replaced per command)."""
+    account = Account.open("bench-user")
+    account.grant(grant_id="g" * 32, amount=100, source=Source.ORDER, now=now, policy=PointPolicy(), order_id="o" * 14)
+    grant = account.new_events()
+    account.mark_committed()
+    account.use(use_id="u" * 32, amount=10, now=now)
+    use = account.new_events()
+    record = IdempotencyRecord("k" * 14, "f" * 64, b'{"use_id": "' + b"u" * 32 + b'", "amount": 10}')
+
+    def rows(version: int, events: list[DomainEvent]) -> CommitRows:
+        recorded = [RecordedEvent("e" * 32, "bench-user", version, e) for e in events]
+        return commit_rows(Commit("bench-user", version - 1, recorded, record))
+
+    return rows(1, grant), rows(2, use)
+
+
+def bare_sql(path: Path, seconds: float, batch: int) -> Figures:
+    """The store's statements for a 1:2 mix of grants and uses, ``batch`` commands per transaction."""
+    create_schema(str(path))
+    connection = sqlite_connect(str(path))
+    sql = Statements.for_dialect(SQLITE)
+    grant, use = command_rows(datetime.now(UTC))
+    figures = Figures()
+    versions: dict[str, int] = {}
+    stop = time.perf_counter() + seconds
+    started = time.perf_counter()
+    counter = itertools.count()
+    while time.perf_counter() < stop:
+        began = time.perf_counter()
+        connection.execute("BEGIN IMMEDIATE")
+        for _ in range(batch):
+            i = next(counter)
+            user = f"u{i % 2000}"
+            version = versions.get(user, 0) + 1
+            template = grant if (version - 1) % 3 == 0 else use
+            event_id = f"{i:032x}"
+            if batch > 1:
+                connection.execute("SAVEPOINT command")
+            write_commit(
+                connection,
+                sql,
+                CommitRows(
+                    user_id=user,
+                    expected_version=version - 1,
+                    events=[dict(template.events[0], event_id=event_id, user_id=user, version=version)],
+                    outbox=[dict(template.outbox[0], id=event_id, aggregateid=user, version=version)],
+                    idempotency={**(template.idempotency or {}), "user_id": user, "key": f"k{i}"},
+                    snapshot=None,
+                    expiries=[dict(e, grant_id=f"g{i}", user_id=user) for e in template.expiries],
+                    unscheduled=[],
+                ),
+            )
+            if batch > 1:
+                connection.execute("RELEASE command")
+            versions[user] = version
+        connection.execute("COMMIT")
+        took = time.perf_counter() - began
+        figures.latencies.extend([took] * batch)  # every command of a batch waits for its commit
+    figures.seconds = time.perf_counter() - started
+    connection.close()
+    return figures
+
+
+def sql_part(args: argparse.Namespace, directory: Path) -> None:
+    mode = sqlite3.connect(":memory:").execute("select sqlite_version()").fetchone()[0]
+    print(f"bare SQL: sqlite3 {mode}, journal_mode=WAL, synchronous=FULL, the store's compiled statements")
+    print(bare_sql(directory / "bare-1.db", args.sql_seconds, 1).line("  bare SQL, 1 command per transaction"))
+    print(bare_sql(directory / "bare-32.db", args.sql_seconds, 32).line("  bare SQL, 32 commands per transaction"))
+
+
+# -- 3. loading a long account -------------------------------------------------------------------------------------
+
+
+async def load_part(args: argparse.Namespace, directory: Path) -> None:
+    """One history written twice through the store: once with a snapshot at its last event, once without any;
+    then the command runner loads each, and a usePoints runs on each (it may write a snapshot of its own)."""
+    from app.adapters.clock import FixedClock
+    from app.application.commands.grants import GrantPoints
+    from app.application.commands.uses import UsePoints
+    from app.containers import build_container
+    from app.settings import Settings
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    container = build_container(
+        Settings(profile="embedded", database_url=f"sqlite:///{directory / 'load.db'}", snapshot_every=200)
+    )
+    container.clock.override(FixedClock(now))
+    await _settled(container.init_resources())
+    try:
+        store, commands, services = container.event_store(), container.commands(), container.services()
+        count = args.events
+        print(f"loading one account of {count:,} events (a grant of 100,000, then 999 uses of 100, and again)")
+        began = time.perf_counter()
+        history = Account.open("template")
+        for start in range(0, count, 1000):
+            for v in range(start, min(count, start + 1000)):
+                if v % 1000 == 0:
+                    history.grant(grant_id=f"g{v}", amount=100_000, source=Source.PROMOTION, now=now, policy=POLICY)
+                else:
+                    history.use(use_id=f"u{v}", amount=100, now=now)
+            base, events = history.committed_version, history.new_events()
+            history.mark_committed()
+            last = base + len(events) == count
+            for user in ("with-snapshot", "no-snapshot"):
+                snapshot = None
+                if user == "with-snapshot" and last:  # the latest snapshot (each one replaces the one before)
+                    snapshot = replace(history.state, user_id=user)
+                recorded = [
+                    RecordedEvent(f"{user}-{base + i + 1}", user, base + i + 1, e) for i, e in enumerate(events)
+                ]
+                await store.append(Commit(user, base, recorded, snapshot=snapshot))
+        await services.grant.execute(GrantPoints("fresh", "bench-grant", 1000, Source.PROMOTION))
+        print(f"  (written in {time.perf_counter() - began:.1f} s)")
+        for user in ("fresh", "with-snapshot", "no-snapshot"):
+            began = time.perf_counter()
+            loaded = await commands.load(user)
+            load_took = time.perf_counter() - began
+            began = time.perf_counter()
+            await services.use.execute(UsePoints(user, f"bench-use-{user}", 1))
+            use_took = time.perf_counter() - began
+            stream = await store.load(user)
+            snap = f"snapshot at {stream.snapshot.version:,}" if stream.snapshot else "no snapshot"
+            print(
+                f"  {user:>13}: {loaded.version:>7,} events, {snap:>20}, "
+                f"load {load_took * 1000:8.1f} ms, one usePoints (load + decide + append) {use_took * 1000:8.1f} ms"
+            )
+    finally:
+        await _settled(container.shutdown_resources())
+
+
+async def _settled(result: Awaitable[None] | None) -> None:
+    if result is not None:
+        await result
+
+
+# -- main ---------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients (default 32)")
+    parser.add_argument("--users", type=int, default=4000, help="distinct users, split over the clients")
+    parser.add_argument("--seconds", type=float, default=15.0, help="HTTP measurement time (default 15)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="HTTP warm-up, not measured (default 3)")
+    parser.add_argument("--sql-seconds", type=float, default=5.0, help="each bare SQL loop (default 5)")
+    parser.add_argument("--events", type=int, default=100_000, help="events of the long account (default 100000)")
+    parser.add_argument(
+        "--client", choices=["httpx", "raw", "both"], default="both", help="HTTP load generator (default both)"
+    )
+    parser.add_argument("--app", default="app.entrypoints.server:create_app", help="the server's ASGI factory")
+    parser.add_argument("--profile", default="embedded", help="the server's profile (memory: no SQLite at all)")
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-sql", action="store_true")
+    parser.add_argument("--skip-load", action="store_true")
+    args = parser.parse_args()
+    print(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+        "the load generator runs on the same machine as the server"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-embedded-") as temp:
+        directory = Path(temp)
+        if not args.skip_http:
+            http_part(args, directory)
+        if not args.skip_sql:
+            sql_part(args, directory)
+        if not args.skip_load:
+            asyncio.run(load_part(args, directory))
+
+
+if __name__ == "__main__":
+    main()
