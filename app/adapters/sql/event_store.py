@@ -285,9 +285,10 @@ class SqlEventStore:
 
     def _one(self, statement: Statement, **values: Any) -> Any:
         try:
-            return self._read().execute(statement.sql, statement.params(**values)).fetchone()
+            rows = self._read().execute(statement.sql, statement.params(**values)).fetchall()
         except sqlite3.Error as error:
             raise StorageError(f"reading the event store failed: {error}") from None
+        return rows[0] if rows else None  # read to the end, so that the read transaction ends here
 
     def _all(self, statement: Statement, **values: Any) -> list[Any]:
         try:
@@ -326,7 +327,11 @@ class SqlEventStore:
                     except queue.Empty:
                         break
                 if jobs:
-                    outcomes = self._write_batch(connection, jobs)
+                    try:
+                        outcomes = self._write_batch(connection, jobs)
+                    except Exception as error:  # a bug here must fail these appends, not hang them forever
+                        log.exception("event store writer failed")
+                        outcomes = [StorageError(f"writing to the event store failed: {error!r}") for _ in jobs]
                     assert self._loop is not None
                     self._loop.call_soon_threadsafe(self._settle, jobs, outcomes)
         finally:
