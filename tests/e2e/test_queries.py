@@ -59,6 +59,9 @@ async def seed_for_search(api: Api) -> dict[str, str]:
 
 
 def search(api: Api, first: int = 100, after: str | None = None, **where: Any) -> Any:
+    """A reader of one search; ``from`` (a keyword in Python) is spelt ``from_``."""
+    if "from_" in where:
+        where["from"] = where.pop("from_")
     return lambda: api.ok("searchEntries", ADMIN, filter=where, first=first, after=after)
 
 
@@ -87,7 +90,7 @@ async def test_admin_search_narrows_entries_by_every_filter(api: Api) -> None:
     assert described(await search(api, orderId="o-1")()) == [("u1", "CLAWED_BACK", 20), ("u1", "GRANTED", 200)]
     [use] = (await search(api, orderId="o-2")())["edges"]
     assert use["node"]["useId"] == ids["use"]
-    assert described(await search(api, **{"from": day(1), "to": day(2)})()) == [
+    assert described(await search(api, from_=day(1), to=day(2))()) == [
         ("u2", "USED", 50),
         ("u1", "USED", 150),
     ]

@@ -30,7 +30,6 @@ async def make_world(api: Api) -> World:
     await api.grant("u1", 500, "ORDER", orderId="o-1")
     spare = await api.grant("u1", 50, "PROMOTION", expiresAt=day(200))
     used = await api.use("u1", 100)
-    await eventually(lambda: api.balance("u1"), lambda b: b["version"] == used["version"])
     return World(pending["grantId"], spare["grantId"], used["useId"])
 
 
@@ -107,8 +106,12 @@ CALLERS: dict[str, tuple[str | None, str]] = {
 
 
 async def ledger_state(api: Api) -> tuple[Any, ...]:
-    """Everything a refused call could have changed, read from the write model and the history index."""
+    """Everything a refused call could have changed: u1's account in the write model and every history entry,
+    read once the read models have caught up with the write model (every event of u1 here makes an entry)."""
     account = await api.ok("account", ADMIN, userId="u1")
+    await eventually(
+        lambda: api.history("u1", first=1), lambda h: h["edges"][0]["node"]["version"] == account["version"]
+    )
     entries = await api.ok("searchEntries", ADMIN, first=100)
     return account, [edge["node"]["id"] for edge in entries["edges"]]
 
