@@ -15,11 +15,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     host, port = args.host or settings.host, args.port or settings.port
-    print(f"point ledger ({settings.profile} profile) on http://{host}:{port}")
-    print(f"  GraphiQL:  http://{host}:{port}/graphql")
-    print("  a token:   uv run python -m app token --sub ops --role admin   (send it as Authorization: Bearer <token>)")
+    lines = [
+        f"point ledger ({settings.profile} profile) on http://{host}:{port}",
+        f"  GraphiQL:  http://{host}:{port}/graphql",
+        "  a token:   uv run python -m app token --sub ops --role admin   (send it as Authorization: Bearer <token>)",
+    ]
+    if settings.jwt_secret == Settings.jwt_secret:
+        lines.append("  warning:   POINTS_JWT_SECRET is the development default; set your own before real use")
     if settings.test_clock:
-        print("  the test clock is ON: admins may call setTestClock(at:)")
+        lines.append("  the test clock is ON: admins may call setTestClock(at:)")
+    print("\n".join(lines), flush=True)
     uvicorn.run("app.entrypoints.server:create_app", factory=True, host=host, port=port, log_level="info")
     return 0
 

@@ -149,3 +149,6 @@ def test_uvicorn_serves_graphql_and_graphiql_and_keeps_the_data_across_a_restart
         assert (balance["available"], balance["version"]) == (100, 2), "read models rebuilt from the SQLite file"
         history = call(http, "history", admin, userId="u1", first=10)
         assert [e["node"]["kind"] for e in history["edges"]] == ["USED", "GRANTED"]
+    printed = (tmp_path / f"server-{port}.log").read_text()
+    assert f"GraphiQL:  http://127.0.0.1:{port}/graphql" in printed
+    assert "python -m app token" in printed
