@@ -1,20 +1,24 @@
 """Benchmark of the embedded default (a benchmark, not a test): how many commands per second, at what latency.
 
-    uv run python scripts/bench_embedded.py                      # about 1.5 minutes
+    uv run python scripts/bench_embedded.py                      # about 1 minute 45
     uv run python scripts/bench_embedded.py --clients 64 --seconds 30 --skip-load
 
-Three parts, each on a fresh SQLite file in a temporary directory (WAL, synchronous=FULL):
+Four parts, each on a fresh SQLite file in a temporary directory (WAL, synchronous=FULL):
 
 1. HTTP: the real server (``uvicorn --factory app.entrypoints.server:create_app``, embedded profile) in a
-   subprocess, driven by N concurrent httpx clients sending grantPoints and usePoints mutations for many distinct
-   users (per user: a grant of 100, then two uses of 10, and again), with an admin JWT.
-2. Bare SQL: the statements the store runs for those commands (version check, point_events, point_event_outbox,
+   subprocess, driven by N concurrent clients, each on its own keep-alive connection with its own users, sending
+   grantPoints and usePoints mutations back to back (per user in turn: a grant of 100, then two uses of 10) with
+   an admin JWT. Once with httpx, once with a lean client of a few lines: httpx spends about as much CPU per
+   request as the server does, on the same cores.
+2. The same commands on the use cases in this process, without HTTP and GraphQL.
+3. Bare SQL: the statements the store runs for those commands (version check, point_events, point_event_outbox,
    point_idempotency, point_lot_expiries), straight on sqlite3, one transaction (one fsync) per command; then the
-   same with 32 commands per transaction, as group commit does. The distance to part 1 is the HTTP/Python cost.
-3. Loading one account of 100,000 events through the command runner: from its snapshot, from its events alone,
-   against a fresh account.
+   same with 32 commands per transaction, as group commit does. The distance to parts 1 and 2 is the Python cost.
+4. Loading one account of 100,000 events through the command runner: from a snapshot, from its events alone, and
+   a fresh account beside them.
 
-The load generator shares the machine (and its cores) with the server: client CPU is reported beside the figures.
+The load generator shares the machine (and its cores) with the server: CPU shares and the load average are printed
+beside the figures; other work on the machine shows in the load average and lowers every figure.
 """
 
 from __future__ import annotations
@@ -143,7 +147,7 @@ def server(args: argparse.Namespace, directory: Path, port: int, secret: str) ->
             process.wait()
 
 
-class RawHttp:
+class LeanHttp:
     """A lean HTTP/1.1 keep-alive client on one connection: next to no CPU, so that the server's share shows."""
 
     def __init__(self, host: str, port: int, path: str, token: str) -> None:
@@ -185,17 +189,21 @@ class HttpxHttp:
         await self._client.aclose()
 
 
-async def drive(kind: str, port: int, token: str, args: argparse.Namespace) -> Figures:
-    """``args.clients`` clients, each with its own connection and its own users, send commands back to back."""
+async def drive(kind: str, port: int, token: str, args: argparse.Namespace, rate: float | None) -> Figures:
+    """``args.clients`` clients, each with its own connection and its own users, send commands back to back, or,
+    with a ``rate``, on a fixed schedule that adds up to ``rate`` commands/s; then a command's latency counts from
+    when it was due, so that a server falling behind shows in it."""
     figures = Figures()
     run = secrets.token_hex(3)
     per_client = max(1, args.users // args.clients)
-    measure_from = time.perf_counter() + args.warmup
+    began = time.perf_counter()
+    measure_from = began + args.warmup
     stop = measure_from + args.seconds
+    interval = args.clients / rate if rate else 0.0
 
-    def connect() -> RawHttp | HttpxHttp:
-        if kind == "raw":
-            return RawHttp("127.0.0.1", port, "/graphql", token)
+    def connect() -> LeanHttp | HttpxHttp:
+        if kind == "lean":
+            return LeanHttp("127.0.0.1", port, "/graphql", token)
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         return HttpxHttp(httpx.AsyncClient(limits=limits, timeout=30), f"http://127.0.0.1:{port}/graphql", token)
 
@@ -204,24 +212,27 @@ async def drive(kind: str, port: int, token: str, args: argparse.Namespace) -> F
         accounts = [f"bench-{run}-{number}-{n}" for n in range(per_client)]
         try:
             for i in itertools.count():
+                due = began + (i + number / args.clients) * interval
+                if rate and due > time.perf_counter():
+                    await asyncio.sleep(due - time.perf_counter())
                 if time.perf_counter() >= stop:
                     return
-                user = accounts[i % per_client]
+                user = accounts[(i // 3) % per_client]
                 key = f"{run}-{number}-{i}"
                 command: dict[str, Any] = {"userId": user, "idempotencyKey": key}
-                if (i // per_client) % 3 == 0:  # per user: a grant of 100, two uses of 10, and again
+                if i % 3 == 0:  # per user in turn: a grant of 100, then two uses of 10
                     command.update(amount=100, source="ORDER", orderId=key)
                     body, name = {"query": GRANT, "variables": {"input": command}}, "grantPoints"
                 else:
                     command.update(amount=10)
                     body, name = {"query": USE, "variables": {"input": command}}, "usePoints"
-                sent = time.perf_counter()
+                sent = due if rate else time.perf_counter()
                 try:
                     outcome = (await http.post(body))["data"][name]["__typename"]
                 except (OSError, asyncio.IncompleteReadError, httpx.HTTPError, KeyError, TypeError, ValueError) as e:
                     outcome = f"failed: {type(e).__name__}"
                 done = time.perf_counter()
-                if sent >= measure_from and done <= stop:
+                if (done if rate else sent) >= measure_from and done <= stop:
                     figures.latencies.append(done - sent)
                     figures.outcomes[outcome] += 1
         finally:
@@ -240,17 +251,76 @@ def http_part(args: argparse.Namespace, directory: Path) -> None:
         {"sub": "bench", "roles": ["admin"], "iat": now, "exp": now + timedelta(hours=1)}, secret, algorithm="HS256"
     )
     with server(args, directory, port, secret) as process:
-        for kind in ["httpx", "raw"] if args.client == "both" else [args.client]:
+        runs: list[tuple[str, float | None]] = [("httpx", None), ("lean", None)]
+        if args.client != "both":
+            runs = [(args.client, None)]
+        if args.rate:
+            runs.append((runs[-1][0], args.rate))
+        for kind, rate in runs:
             server_cpu, client_cpu = cpu_seconds_of(process.pid), own_cpu_seconds()
-            figures = asyncio.run(drive(kind, port, token, args))
+            figures = asyncio.run(drive(kind, port, token, args, rate))
             elapsed = args.warmup + args.seconds
             server_cpu, client_cpu = cpu_seconds_of(process.pid) - server_cpu, own_cpu_seconds() - client_cpu
-            print(figures.line(f"HTTP ({kind} client), {args.clients} clients, {args.users:,} users"))
+            offered = f"{rate:,.0f} commands/s offered" if rate else "back to back"
+            print(figures.line(f"HTTP ({kind} client, {args.clients} clients, {offered}, {args.users:,} users)"))
             print("  outcomes:", ", ".join(f"{name} {count:,}" for name, count in figures.outcomes.most_common()))
             print(
                 f"  CPU ({os.cpu_count()} cores, shared): server {server_cpu / elapsed:.0%} of a core, "
                 f"load generator {client_cpu / elapsed:.0%} of a core; load average {load_average()}"
             )
+
+
+async def drive_use_cases(args: argparse.Namespace, directory: Path) -> tuple[Figures, float]:
+    """The same commands on the use cases in this process (no HTTP, no GraphQL), with the relay running."""
+    from app.application.commands.grants import GrantPoints
+    from app.application.commands.uses import UsePoints
+    from app.containers import build_container
+    from app.domain.errors import DomainError
+    from app.entrypoints.runtime import running
+    from app.settings import Settings
+
+    container = build_container(Settings(profile="embedded", database_url=f"sqlite:///{directory / 'cases.db'}"))
+    figures = Figures()
+    per_client = max(1, args.users // args.clients)
+    async with running(container):
+        services = container.services()
+        cpu = own_cpu_seconds()
+        measure_from = time.perf_counter() + args.warmup
+        stop = measure_from + args.case_seconds
+
+        async def client(number: int) -> None:
+            accounts = [f"bench-{number}-{n}" for n in range(per_client)]
+            for i in itertools.count():
+                if time.perf_counter() >= stop:
+                    return
+                user, key = accounts[(i // 3) % per_client], f"{number}-{i}"
+                sent = time.perf_counter()
+                try:
+                    if i % 3 == 0:
+                        result: object = await services.grant.execute(
+                            GrantPoints(user, key, 100, Source.ORDER, order_id=key)
+                        )
+                    else:
+                        result = await services.use.execute(UsePoints(user, key, 10))
+                    outcome = type(result).__name__
+                except DomainError as error:
+                    outcome = type(error).__name__
+                done = time.perf_counter()
+                if sent >= measure_from and done <= stop:
+                    figures.latencies.append(done - sent)
+                    figures.outcomes[outcome] += 1
+
+        await asyncio.gather(*(client(n) for n in range(args.clients)))
+        cpu = own_cpu_seconds() - cpu
+    figures.seconds = args.case_seconds
+    return figures, cpu / (args.warmup + args.case_seconds)
+
+
+def use_case_part(args: argparse.Namespace, directory: Path) -> None:
+    figures, cpu = asyncio.run(drive_use_cases(args, directory))
+    print(figures.line(f"use cases in process (no HTTP), {args.clients} concurrent, {args.users:,} users"))
+    print("  outcomes:", ", ".join(f"{name} {count:,}" for name, count in figures.outcomes.most_common()))
+    print(f"  CPU: {cpu:.0%} of a core (event loop and SQLite writer thread); load average {load_average()}")
 
 
 def load_average() -> str:
@@ -406,16 +476,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients (default 32)")
     parser.add_argument("--users", type=int, default=4000, help="distinct users, split over the clients")
-    parser.add_argument("--seconds", type=float, default=15.0, help="HTTP measurement time (default 15)")
+    parser.add_argument("--seconds", type=float, default=12.0, help="each HTTP measurement (default 12)")
     parser.add_argument("--warmup", type=float, default=3.0, help="HTTP warm-up, not measured (default 3)")
-    parser.add_argument("--sql-seconds", type=float, default=5.0, help="each bare SQL loop (default 5)")
+    parser.add_argument("--case-seconds", type=float, default=10.0, help="use cases in process (default 10)")
+    parser.add_argument("--sql-seconds", type=float, default=4.0, help="each bare SQL loop (default 4)")
     parser.add_argument("--events", type=int, default=100_000, help="events of the long account (default 100000)")
     parser.add_argument(
-        "--client", choices=["httpx", "raw", "both"], default="both", help="HTTP load generator (default both)"
+        "--client", choices=["httpx", "lean", "both"], default="both", help="HTTP load generator (default both)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="then offer this many commands/s with the last client (0: no)"
     )
     parser.add_argument("--app", default="app.entrypoints.server:create_app", help="the server's ASGI factory")
     parser.add_argument("--profile", default="embedded", help="the server's profile (memory: no SQLite at all)")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-cases", action="store_true")
     parser.add_argument("--skip-sql", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
     args = parser.parse_args()
@@ -427,6 +502,8 @@ def main() -> None:
         directory = Path(temp)
         if not args.skip_http:
             http_part(args, directory)
+        if not args.skip_cases:
+            use_case_part(args, directory)
         if not args.skip_sql:
             sql_part(args, directory)
         if not args.skip_load:
