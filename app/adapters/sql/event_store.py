@@ -6,8 +6,13 @@ SAVEPOINT, so that one append's conflict fails only that append. A caller's ``ap
 transaction that holds it has committed, which with ``synchronous=FULL`` means its WAL frames are on disk. One fsync
 thus carries as many commands as arrived during the previous one.
 
-Reads run on the event loop's own connection. With WAL they never wait for the writer, and a short indexed read
-costs less than handing it to a thread (see ``scripts/bench_embedded.py`` for the figures).
+Reads run on the event loop's own connection: with WAL they never wait for the writer, and a short indexed read
+costs less than a hop to a thread and back.
+
+Measured on 2 cores while choosing this: appends alone, 32 at a time, reached about 11,600/s (p99 6.5 ms) here,
+against about 1,500/s (p99 57 ms) with aiosqlite and one transaction per append; through the use cases, reads on
+the loop gave about 2,300 commands/s against 1,600 with reads in a thread pool. The MySQL variant can keep the
+tables, the statements (compiled for its dialect), :func:`commit_rows` and :func:`write_commit`'s sequence.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -69,11 +74,12 @@ class _Ack:
 _STOP = object()
 
 
-def commit_rows(commit: Commit) -> CommitRows:
+def commit_rows(commit: Commit, time: Callable[[datetime], Any] = sqlite_time) -> CommitRows:
+    """The rows of ``commit``; ``time`` turns a datetime into the dialect's parameter (text for SQLite)."""
     events: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
     for recorded in commit.events:
-        occurred_at = sqlite_time(recorded.event.occurred_at)
+        occurred_at = time(recorded.event.occurred_at)
         events.append(
             {
                 "event_id": recorded.event_id,
@@ -101,7 +107,7 @@ def commit_rows(commit: Commit) -> CommitRows:
         if expires_at is None:
             unscheduled.append({"grant_id": grant_id})
         else:
-            expiries.append({"grant_id": grant_id, "user_id": commit.user_id, "expires_at": sqlite_time(expires_at)})
+            expiries.append({"grant_id": grant_id, "user_id": commit.user_id, "expires_at": time(expires_at)})
     key = commit.idempotency
     snapshot = commit.snapshot
     return CommitRows(
