@@ -2,7 +2,9 @@
 
 ``point_events`` and ``point_event_outbox`` take their order from an autoincrement ``position`` primary key: SQLite
 can only autoincrement its rowid, and InnoDB clusters on the primary key, so both like an ever-growing one. The
-event id is a unique key beside it. Times are stored as naive UTC (``DATETIME(6)`` in MySQL, ISO text in SQLite).
+event id is a unique key beside it. ``AUTOINCREMENT`` keeps SQLite from handing out a position again once the
+outbox rows above it were acknowledged (deleted). Times are stored as naive UTC (``DATETIME(6)`` in MySQL, ISO
+text in SQLite).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ point_events = sa.Table(
     sa.Column("occurred_at", Time, nullable=False),
     sa.Column("payload", Json, nullable=False, comment="the event's data (app.domain.codec.event_data) as JSON"),
     sa.UniqueConstraint("user_id", "version", name="uq_point_events_stream"),
+    sqlite_autoincrement=True,
 )
 
 point_event_outbox = sa.Table(
@@ -45,6 +48,7 @@ point_event_outbox = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("occurred_at", Time, nullable=False),
     sa.Column("payload", Json, nullable=False, comment="the wire message (app.domain.codec.encode_message)"),
+    sqlite_autoincrement=True,
 )
 
 point_idempotency = sa.Table(
