@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from app.application.projection import Projector, rebuild_read_models
 from app.adapters.inmemory.read_models import InMemoryBalanceView, InMemoryHistoryIndex
+from app.application.projection import Projector, rebuild_read_models
 from app.domain.events import Source
 from app.ports.read_models import EntryFilter, ProjectionGapError
 from tests.ledger import Ledger
