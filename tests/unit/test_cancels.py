@@ -238,3 +238,17 @@ async def test_cancelling_an_unknown_grant_is_not_found(u1: Driver) -> None:
     with pytest.raises(NotFoundError) as refused:
         await u1.cancel_grant("no-such-grant")
     assert (refused.value.kind, refused.value.ident) == ("grant", "no-such-grant")
+
+
+async def test_a_reissued_lot_is_linked_to_the_cancel_that_made_it(u1: Driver) -> None:
+    expired = await u1.grant(100, expires_in=2 * DAY)
+    used = await u1.use(100)
+    u1.ledger.advance(days=3)
+    cancel = await u1.cancel_use(used.use_id, 70)
+    (reissue,) = cancel.reissued
+    await u1.ledger.project()
+    (newest, *_) = (await u1.s.history.execute("u1")).entries
+    entry = newest[1]
+    assert (entry.kind, entry.use_id, entry.amount) == ("USE_CANCELLED", used.use_id, 70)
+    assert entry.lots == (Allocation(reissue.grant_id, 70),)
+    assert (await u1.lot(reissue.grant_id)).reissued_from == expired.grant_id

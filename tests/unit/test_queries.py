@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -54,6 +54,14 @@ async def test_pending_points_show_up_as_expiring_once_they_activate(u1: Driver)
     u1.ledger.advance(days=5)
     await u1.ledger.project()
     assert (await u1.s.expiring.execute("u1", 30)).dates == [ExpiringAmount(date(2026, 1, 11), 100)]
+
+
+async def test_expiring_soon_gives_dates_in_utc_whatever_offset_the_expiry_was_given_in(u1: Driver) -> None:
+    seoul = timezone(timedelta(hours=9))
+    await u1.grant(100, expires_at=datetime(2026, 1, 10, 8, 0, tzinfo=seoul))  # 2026-01-09 23:00 UTC
+    await u1.grant(50, expires_at=datetime(2026, 1, 9, 12, 0, tzinfo=UTC))
+    await u1.ledger.project()
+    assert (await u1.s.expiring.execute("u1", 30)).dates == [ExpiringAmount(date(2026, 1, 9), 150)]
 
 
 @pytest.mark.parametrize("days", [0, 5 * 366 + 1])
