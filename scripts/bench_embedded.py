@@ -14,8 +14,8 @@ Four parts, each on a fresh SQLite file in a temporary directory (WAL, synchrono
 3. Bare SQL: the statements the store runs for those commands (version check, point_events, point_event_outbox,
    point_idempotency, point_lot_expiries), straight on sqlite3, one transaction (one fsync) per command; then the
    same with 32 commands per transaction, as group commit does. The distance to parts 1 and 2 is the Python cost.
-4. Loading one account of 100,000 events through the command runner: from a snapshot, from its events alone, and
-   a fresh account beside them.
+4. Loading accounts through the command runner: a fresh one, 199 events (the longest tail before a snapshot),
+   1,199 and 100,000 events with the runner's snapshots, and 100,000 events without any snapshot.
 
 The load generator shares the machine (and its cores) with the server: CPU shares and the load average are printed
 beside the figures; other work on the machine shows in the load average and lowers every figure.
@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -407,61 +407,77 @@ def sql_part(args: argparse.Namespace, directory: Path) -> None:
 # -- 3. loading a long account -------------------------------------------------------------------------------------
 
 
+async def write_history(store: Any, user: str, count: int, now: datetime) -> None:
+    """``count`` events on ``user`` (a grant of 100,000, then 999 uses of 100, and again), appended in commits of
+    1,000 with the snapshot the runner would hold: at the last multiple of 200, if the history reaches one."""
+    history = Account.open(user)
+    snapshot_at = count - count % 200
+    for start in range(0, count, 1000):
+        for v in range(start, min(count, start + 1000)):
+            if v == snapshot_at and v > 0 and history.new_events():
+                break  # end this commit at the snapshot's version
+            if v % 1000 == 0:
+                history.grant(grant_id=f"g{v}", amount=100_000, source=Source.PROMOTION, now=now, policy=POLICY)
+            else:
+                history.use(use_id=f"u{v}", amount=100, now=now)
+        base, events = history.committed_version, history.new_events()
+        recorded = [RecordedEvent(f"{user}-{base + i + 1}", user, base + i + 1, e) for i, e in enumerate(events)]
+        snapshot = history.state if history.version == snapshot_at and snapshot_at > 0 else None
+        await store.append(Commit(user, base, recorded, snapshot=snapshot))
+        history.mark_committed()
+    while history.version < count:  # the tail after the snapshot
+        history.use(use_id=f"u{history.version}", amount=100, now=now)
+        base, events = history.committed_version, history.new_events()
+        await store.append(Commit(user, base, [RecordedEvent(f"{user}-{base + 1}", user, base + 1, events[0])]))
+        history.mark_committed()
+
+
 async def load_part(args: argparse.Namespace, directory: Path) -> None:
-    """One history written through the store with a snapshot at its last event, and copied to a second account
-    without one; then the command runner loads each, and a usePoints runs on each."""
+    """Accounts of several lengths written through the store with the snapshots the runner keeps (one every 200
+    events), and the longest copied once more without any; then the command runner loads each, and a usePoints runs
+    on each. Loading costs what decoding the snapshot (every lot and use the account ever had) and the events after
+    it costs."""
     from app.adapters.clock import FixedClock
-    from app.application.commands.grants import GrantPoints
     from app.application.commands.uses import UsePoints
     from app.containers import build_container
     from app.settings import Settings
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    container = build_container(
-        Settings(profile="embedded", database_url=f"sqlite:///{directory / 'load.db'}", snapshot_every=200)
-    )
+    path = directory / "load.db"
+    container = build_container(Settings(profile="embedded", database_url=f"sqlite:///{path}", snapshot_every=200))
     container.clock.override(FixedClock(now))
     await _settled(container.init_resources())
     try:
         store, commands, services = container.event_store(), container.commands(), container.services()
-        count = args.events
-        print(f"loading one account of {count:,} events (a grant of 100,000, then 999 uses of 100, and again)")
+        longest = args.events
+        print("loading accounts (per 1,000 events: a grant of 100,000, then 999 uses of 100), snapshot every 200")
         began = time.perf_counter()
-        history = Account.open("template")
-        for start in range(0, count, 1000):
-            for v in range(start, min(count, start + 1000)):
-                if v % 1000 == 0:
-                    history.grant(grant_id=f"g{v}", amount=100_000, source=Source.PROMOTION, now=now, policy=POLICY)
-                else:
-                    history.use(use_id=f"u{v}", amount=100, now=now)
-            base, events = history.committed_version, history.new_events()
-            history.mark_committed()
-            user = "with-snapshot"
-            snapshot = replace(history.state, user_id=user) if base + len(events) == count else None
-            recorded = [RecordedEvent(f"{user}-{base + i + 1}", user, base + i + 1, e) for i, e in enumerate(events)]
-            await store.append(Commit(user, base, recorded, snapshot=snapshot))
-        copy = sqlite_connect(str(directory / "load.db"))  # the same events under another user, without a snapshot
+        accounts = {"fresh": 1, "tail-199": 199, "1k-plus-199": 1199, f"{longest // 1000}k": longest}
+        for user, count in accounts.items():
+            await write_history(store, user, count, now)
+        copy = sqlite_connect(str(path))  # the longest history again, without a snapshot
         with contextlib.closing(copy):
             copy.execute("BEGIN IMMEDIATE")
             copy.execute(
                 "INSERT INTO point_events (event_id, user_id, version, type, occurred_at, payload) "
-                "SELECT event_id || '-copy', 'no-snapshot', version, type, occurred_at, payload FROM point_events "
-                "WHERE user_id = 'with-snapshot' ORDER BY version"
+                "SELECT event_id || '-copy', ?, version, type, occurred_at, payload FROM point_events "
+                "WHERE user_id = ? ORDER BY version",
+                (f"{longest // 1000}k-no-snapshot", f"{longest // 1000}k"),
             )
             copy.execute("COMMIT")
-        await services.grant.execute(GrantPoints("fresh", "bench-grant", 1000, Source.PROMOTION))
+        accounts[f"{longest // 1000}k-no-snapshot"] = longest
         print(f"  (written in {time.perf_counter() - began:.1f} s)")
-        for user in ("fresh", "with-snapshot", "no-snapshot"):
+        for user in accounts:
+            stream = await store.load(user)
+            snap = f"snapshot at {stream.snapshot.version:,}" if stream.snapshot else "no snapshot"
             began = time.perf_counter()
             loaded = await commands.load(user)
             load_took = time.perf_counter() - began
             began = time.perf_counter()
             await services.use.execute(UsePoints(user, f"bench-use-{user}", 1))
             use_took = time.perf_counter() - began
-            stream = await store.load(user)
-            snap = f"snapshot at {stream.snapshot.version:,}" if stream.snapshot else "no snapshot"
             print(
-                f"  {user:>13}: {loaded.version:>7,} events, {snap:>20}, "
+                f"  {user:>16}: {loaded.version:>7,} events, {snap:>20} + {len(stream.events):>6,} after it: "
                 f"load {load_took * 1000:8.1f} ms, one usePoints (load + decide + append) {use_took * 1000:8.1f} ms"
             )
     finally:
