@@ -3,5 +3,5 @@
 # read models). GraphiQL: http://127.0.0.1:8000/graphql (POINTS_HOST / POINTS_PORT change it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh --no-dev
-exec python3 -m uv run --frozen --no-dev python -m app serve "$@"
+scripts/bootstrap.sh
+exec python3 -m uv run --frozen python -m app serve "$@"
