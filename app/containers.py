@@ -41,6 +41,7 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         policy=policy,
         snapshot_every=providers.Callable(lambda settings: settings.snapshot_every, settings),
+        cache_size=providers.Callable(lambda settings: settings.account_cache, settings),
     )
     services = providers.Singleton(
         PointServices,

@@ -27,6 +27,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     snapshot_every: int = 200
+    account_cache: int = 10_000
+    """Committed accounts kept in memory between commands (0: none)."""
     policy: PointPolicy = field(default_factory=PointPolicy)
 
     @classmethod
@@ -51,5 +53,6 @@ class Settings:
             host=_env("POINTS_HOST", cls.host),
             port=int(_env("POINTS_PORT", str(cls.port))),
             snapshot_every=int(_env("POINTS_SNAPSHOT_EVERY", str(cls.snapshot_every))),
+            account_cache=int(_env("POINTS_ACCOUNT_CACHE", str(cls.account_cache))),
             policy=policy,
         )

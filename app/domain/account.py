@@ -163,6 +163,13 @@ class Account:
         except KeyError:
             raise NotFoundError("grant", grant_id) from None
 
+    def catch_up(self, events: Iterable[DomainEvent]) -> None:
+        """Apply events that others committed after this account's version."""
+        if self._new:
+            raise RuntimeError("an account with uncommitted events cannot catch up")
+        for event in events:
+            self._apply(event)
+
     def new_events(self) -> list[DomainEvent]:
         return list(self._new)
 

@@ -5,8 +5,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from app.domain import codec
-from app.domain.account import AccountState, lot_expiry_changes
+from app.domain.account import lot_expiry_changes
 from app.domain.events import RecordedEvent
+from app.domain.snapshot import decode_state, encode_state
 from app.ports.event_store import Commit, ConcurrencyError, IdempotencyRecord, OutboxMessage, Stream
 
 
@@ -27,8 +28,11 @@ class InMemoryEventStore:
         raw = self._snapshots.get(user_id)
         if raw is None:
             return Stream(None, list(events))
-        snapshot = codec.load(AccountState, codec.loads(raw))
+        snapshot = decode_state(raw)
         return Stream(snapshot, events[snapshot.version :])
+
+    async def events_after(self, user_id: str, version: int) -> list[RecordedEvent]:
+        return self._streams.get(user_id, [])[version:]
 
     async def append(self, commit: Commit) -> None:
         stream = self._streams.setdefault(commit.user_id, [])
@@ -52,7 +56,7 @@ class InMemoryEventStore:
         if commit.idempotency is not None:
             self._keys[(commit.user_id, commit.idempotency.key)] = commit.idempotency
         if commit.snapshot is not None:
-            self._snapshots[commit.user_id] = codec.dumps(commit.snapshot)
+            self._snapshots[commit.user_id] = encode_state(commit.snapshot)
         for grant_id, expires_at in lot_expiry_changes(r.event for r in commit.events):
             if expires_at is None:
                 self._schedule.pop(grant_id, None)

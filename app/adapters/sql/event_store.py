@@ -34,8 +34,9 @@ import sqlalchemy as sa
 from app.adapters.sql.statements import SQLITE, Statement, Statements, sqlite_time
 from app.adapters.sql.tables import AGGREGATE_TYPE, metadata
 from app.domain import codec
-from app.domain.account import AccountState, lot_expiry_changes
+from app.domain.account import lot_expiry_changes
 from app.domain.events import RecordedEvent
+from app.domain.snapshot import decode_state, encode_state
 from app.ports.event_store import Commit, ConcurrencyError, IdempotencyRecord, OutboxMessage, Stream
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def commit_rows(commit: Commit, time: Callable[[datetime], Any] = sqlite_time) -
         snapshot=(
             None
             if snapshot is None
-            else {"user_id": commit.user_id, "version": snapshot.version, "state": codec.dumps(snapshot).decode()}
+            else {"user_id": commit.user_id, "version": snapshot.version, "state": encode_state(snapshot).decode()}
         ),
         expiries=expiries,
         unscheduled=unscheduled,
@@ -227,15 +228,14 @@ class SqlEventStore:
         after = 0
         if snapshot_row is not None:
             after = snapshot_row[0]
-            snapshot = codec.load(AccountState, codec.loads(snapshot_row[1]))
-        rows = self._all(self._sql.select_stream, user_id=user_id, after=after)
-        return Stream(
-            snapshot,
-            [
-                RecordedEvent(event_id, user_id, version, _decode(type_name, payload))
-                for event_id, version, type_name, payload in rows
-            ],
-        )
+            snapshot = decode_state(snapshot_row[1])
+        return Stream(snapshot, await self.events_after(user_id, after))
+
+    async def events_after(self, user_id: str, version: int) -> list[RecordedEvent]:
+        return [
+            RecordedEvent(event_id, user_id, v, _decode(type_name, payload))
+            for event_id, v, type_name, payload in self._all(self._sql.select_stream, user_id=user_id, after=version)
+        ]
 
     async def append(self, commit: Commit) -> None:
         done = self._running_loop().create_future()

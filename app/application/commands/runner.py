@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import fields
@@ -45,6 +46,29 @@ class KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+class AccountCache:
+    """Committed accounts kept between commands, least recently used dropped first.
+
+    An account is taken out while a command works on it and put back only as committed (unchanged, or with its
+    new events appended), so a failed or refused command never leaves a half-decided account behind.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._accounts: OrderedDict[str, Account] = OrderedDict()
+
+    def take(self, user_id: str) -> Account | None:
+        return self._accounts.pop(user_id, None)
+
+    def put(self, user_id: str, account: Account) -> None:
+        if self._capacity <= 0:
+            return
+        self._accounts[user_id] = account
+        self._accounts.move_to_end(user_id)
+        while len(self._accounts) > self._capacity:
+            self._accounts.popitem(last=False)
+
+
 def fingerprint(request: Any) -> str:
     """What a command asks, without its idempotency key: equal for a retry, different for another command."""
     plain = {f.name: getattr(request, f.name) for f in fields(request) if f.name != "idempotency_key"}
@@ -62,6 +86,7 @@ class AccountCommands:
         policy: PointPolicy,
         snapshot_every: int = 200,
         max_attempts: int = 30,
+        cache_size: int = 10_000,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -70,10 +95,20 @@ class AccountCommands:
         self.snapshot_every = snapshot_every
         self.max_attempts = max_attempts
         self._locks = KeyedLocks()
+        self._cache = AccountCache(cache_size)
 
     async def load(self, user_id: str) -> Account:
         stream = await self.store.load(user_id)
         return Account.rebuild(user_id, (r.event for r in stream.events), stream.snapshot)
+
+    async def _checkout(self, user_id: str) -> Account:
+        """The account as committed: the cached copy brought up to date with the events after it (another
+        process may have written), else loaded from the snapshot and the events after it."""
+        account = self._cache.take(user_id)
+        if account is None:
+            return await self.load(user_id)
+        account.catch_up(r.event for r in await self.store.events_after(user_id, account.version))
+        return account
 
     async def run(
         self,
@@ -94,8 +129,12 @@ class AccountCommands:
                         if record.fingerprint != command_print:
                             raise IdempotencyConflictError(idempotency_key)
                         return codec.load(result_type, codec.loads(record.result))
-                account = await self.load(user_id)
-                result = decide(account, self.clock.now())
+                account = await self._checkout(user_id)
+                try:
+                    result = decide(account, self.clock.now())
+                finally:
+                    if not account.new_events():  # refused or nothing to do: the account is as committed
+                        self._cache.put(user_id, account)
                 new = account.new_events()
                 if not new:
                     return result
@@ -118,6 +157,8 @@ class AccountCommands:
                 except ConcurrencyError:
                     await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                     continue
+                account.mark_committed()
+                self._cache.put(user_id, account)
                 return result
         raise BusyError(user_id, self.max_attempts)
 
