@@ -102,6 +102,54 @@ class Use:
         return sum(self.given_back)
 
 
+class UseBook:
+    """An account's uses by id. The uses of a snapshot stay encoded until one of them is asked for, so commands
+    that never look at an old use (grants, uses, expiry) do not pay for decoding every use the account ever had."""
+
+    def __init__(
+        self,
+        uses: dict[str, Use] | None = None,
+        *,
+        encoded: bytes | None = None,
+        decode: Callable[[bytes], dict[str, Use]] | None = None,
+    ) -> None:
+        self._uses = dict(uses or {})
+        self._encoded = encoded
+        self._decode = decode
+
+    def _all(self) -> dict[str, Use]:
+        if self._encoded is not None and self._decode is not None:
+            decoded = self._decode(self._encoded)
+            decoded.update(self._uses)
+            self._uses, self._encoded = decoded, None
+        return self._uses
+
+    def get(self, use_id: str) -> Use | None:
+        use = self._uses.get(use_id)
+        return use if use is not None or self._encoded is None else self._all().get(use_id)
+
+    def __getitem__(self, use_id: str) -> Use:
+        use = self.get(use_id)
+        if use is None:
+            raise KeyError(use_id)
+        return use
+
+    def __setitem__(self, use_id: str, use: Use) -> None:
+        self._uses[use_id] = use
+
+    def values(self) -> Iterable[Use]:
+        return self._all().values()
+
+    def split(self) -> tuple[bytes | None, dict[str, Use]]:
+        """The still-encoded uses (if any) and the decoded ones, for a snapshot encoder that keeps the former."""
+        return self._encoded, self._uses
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UseBook) and self._all() == other._all()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dict
+
+
 @dataclass
 class AccountState:
     """Everything an account knows; what a snapshot stores."""
@@ -110,7 +158,7 @@ class AccountState:
     version: int = 0
     next_seq: int = 0
     lots: dict[str, Lot] = field(default_factory=dict)
-    uses: dict[str, Use] = field(default_factory=dict)
+    uses: UseBook = field(default_factory=UseBook)
     order_grants: dict[str, str] = field(default_factory=dict)
 
 

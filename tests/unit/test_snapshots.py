@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.domain.account import Account
+from app.domain.account import Account, AccountState
 from app.domain.events import Source
-from tests.ledger import Ledger, make_ledger
+from app.domain.policy import PointPolicy
+from app.domain.snapshot import decode_state, encode_state
+from tests.ledger import START, Ledger, make_ledger
 from tests.unit.support import Driver
 
 DAY = timedelta(days=1)
@@ -91,3 +93,24 @@ async def test_commands_decide_alike_on_an_account_loaded_from_a_snapshot() -> N
             )
         )
     assert answers[0] == answers[1]
+
+
+def test_a_snapshot_of_an_account_loaded_from_a_snapshot_keeps_every_use_without_decoding_them() -> None:
+    def spend(account: Account, first: int, count: int) -> None:
+        for n in range(first, first + count):
+            account.use(use_id=f"use-{n}", amount=10, now=START)
+        account.mark_committed()
+
+    plain = Account.open("u1")
+    plain.grant(grant_id="g", amount=1_000, source=Source.PROMOTION, now=START, policy=PointPolicy())
+    spend(plain, 0, 5)
+    loaded = Account(decode_state(encode_state(plain.state)))
+    spend(plain, 5, 3)
+    spend(loaded, 5, 3)
+    encoded, fresh = loaded.state.uses.split()
+    assert encoded is not None and sorted(fresh) == ["use-5", "use-6", "use-7"]
+
+    again: AccountState = decode_state(encode_state(loaded.state))
+
+    assert again == plain.state
+    assert [u.use_id for u in Account(again).uses] == [f"use-{n}" for n in range(8)]
