@@ -21,7 +21,7 @@ def _flag(name: str) -> bool:
 class Settings:
     profile: str = "embedded"
     """memory (nothing kept), embedded (SQLite file + in-process relay) or stack (later: MySQL/Kafka/Redis/OS)."""
-    database_url: str = "sqlite+aiosqlite:///./var/points.db"
+    database_url: str = "sqlite:///./var/points.db"
     jwt_secret: str = "dev-secret-change-me-please-32-bytes!!"
     test_clock: bool = False
     host: str = "127.0.0.1"
