@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar, get_args
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import MaskErrors
 
 from app.application.authorization import Action
 from app.application.commands.expiry import ExpirePoints
@@ -25,13 +25,8 @@ from app.domain.events import Source
 from app.graphql import errors as e
 from app.graphql import types as t
 from app.graphql.context import LedgerInfo
+from app.graphql.documents import PreparedDocuments
 from app.ports import read_models
-
-MAX_DEPTH = 10
-"""No type of the ledger refers back to itself, so no query gets near this; it guards later additions.
-(Introspection fields are not counted, so GraphiQL's schema query passes.)"""
-MAX_TOKENS = 2_000
-MAX_ALIASES = 15
 
 GrantPointsResult = Annotated[
     t.Granted
@@ -394,9 +389,7 @@ schema = strawberry.Schema(
     mutation=Mutation,
     extensions=[
         # factories, not instances: an extension keeps per-operation state, so each request gets its own
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        PreparedDocuments,  # parsing and validation once per query text, with the depth, token and alias limits
         lambda: MaskErrors(should_mask_error=_unexpected, error_message="internal error"),
     ],
 )

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+import pytest
+import strawberry.schema.schema
 from graphql import get_introspection_query
 
 from tests.e2e.client import ADMIN, Api
@@ -26,6 +31,44 @@ async def test_a_query_with_too_many_tokens_is_refused_before_it_runs(api: Api) 
     body = await api.post(f"{{ {fields} }}", token=ADMIN)
     assert body.get("data") is None
     assert "token" in body["errors"][0]["message"].lower()
+
+
+async def test_a_refused_query_is_refused_every_time_it_comes(api: Api) -> None:
+    """Parsing and validation are kept per query text: the kept outcome of a refused query is a refusal."""
+    aliases = "{ " + " ".join(f'b{i}: balance(userId: "u{i}") {{ __typename }}' for i in range(16)) + " }"
+    tokens = "{ " + " ".join(["__typename"] * 2100) + " }"
+    unknown = '{ balance(userId: "u1") { __typename noSuchField } }'
+    for _ in range(3):
+        assert "aliases" in (await api.post(aliases, token=ADMIN))["errors"][0]["message"]
+        assert "token" in (await api.post(tokens, token=ADMIN))["errors"][0]["message"].lower()
+        assert "noSuchField" in (await api.post(unknown, token=ADMIN))["errors"][0]["message"]
+
+
+async def test_the_same_query_text_runs_again_with_other_variables(api: Api) -> None:
+    query = "query($userId: String!) { balance(userId: $userId) { ... on Balance { userId } } }"
+    for user_id in ("u1", "u2", "u3"):
+        body = await api.post(query, {"userId": user_id}, token=ADMIN)
+        assert body == {"data": {"balance": {"userId": user_id}}}
+
+
+async def test_a_query_text_is_parsed_and_validated_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed, validated = [], []
+    parse, validate = strawberry.schema.schema.parse, strawberry.schema.schema.validate_document
+
+    def counting_parse(*args: Any, **kwargs: Any) -> Any:
+        parsed.append(1)
+        return parse(*args, **kwargs)
+
+    def counting_validate(*args: Any, **kwargs: Any) -> Any:
+        validated.append(1)
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(strawberry.schema.schema, "parse", counting_parse)
+    monkeypatch.setattr(strawberry.schema.schema, "validate_document", counting_validate)
+    query = f"query Q{uuid.uuid4().hex} {{ __typename }}"  # a text no other test sent
+    for _ in range(3):
+        assert (await api.post(query, token=ADMIN))["data"] == {"__typename": "Query"}
+    assert (len(parsed), len(validated)) == (1, 1)
 
 
 async def test_graphiqls_introspection_query_is_within_the_limits(api: Api) -> None:

@@ -1,0 +1,104 @@
+"""Parsing and validation done once per distinct query text, with the request limits built in.
+
+Clients send the same few operation texts over and over, with different variables. Parsing and validating such a
+text costs several times what running the command does, and both depend only on the text, the schema and the
+validation rules, so the outcome is kept in a small LRU shared by every request. Strawberry's limiter extensions
+(QueryDepthLimiter, MaxAliasesLimiter) build new rule classes for each request, which would defeat any cache; here
+the rules are built once. The token limit applies when a text is parsed (a cached text was parsed with it).
+
+A text that does not parse is not kept (nor is its error); a text that parses is kept with its validation errors,
+if any, so that a refused query is refused again without the work."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from graphql import ASTValidationRule, DocumentNode, GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+
+MAX_DEPTH = 10
+"""No type of the ledger refers back to itself, so no query gets near this; it guards later additions.
+(Introspection fields are not counted, so GraphiQL's schema query passes.)"""
+MAX_TOKENS = 2_000
+MAX_ALIASES = 15
+CACHED_DOCUMENTS = 256
+"""Distinct query texts kept; least recently used go first."""
+
+LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+)
+"""The depth and alias limits as validation rules, built once so that validations can be reused."""
+
+
+@dataclass
+class _Prepared:
+    document: DocumentNode
+    rules: tuple[type[ASTValidationRule], ...] | None = None
+    """The rules the errors were found with; None: not validated yet."""
+    errors: list[GraphQLError] = field(default_factory=list)
+
+
+class _Documents:
+    """An LRU of parsed (and validated) documents by query text."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, _Prepared] = OrderedDict()
+
+    def get(self, query: str) -> _Prepared | None:
+        entry = self._entries.get(query)
+        if entry is not None:
+            self._entries.move_to_end(query)
+        return entry
+
+    def put(self, query: str, document: DocumentNode) -> _Prepared:
+        entry = self._entries[query] = _Prepared(document)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+documents = _Documents(CACHED_DOCUMENTS)
+
+
+class PreparedDocuments(SchemaExtension):
+    """Use as a factory (``extensions=[PreparedDocuments]``): the instance is per request, the cache is shared.
+
+    Parsing and validation themselves stay Strawberry's: on a miss the hooks let them run and keep what they found."""
+
+    _entry: _Prepared | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        context.parse_options["max_tokens"] = MAX_TOKENS
+        query = context.query
+        entry = documents.get(query) if query else None
+        if entry is not None:
+            context.graphql_document = entry.document  # Strawberry then skips parsing
+            self._entry = entry
+            yield
+            return
+        yield
+        if query and context.graphql_document is not None:  # parsed: keep it (a syntax error leaves None)
+            self._entry = documents.put(query, context.graphql_document)
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        rules = context.validation_rules = context.validation_rules + LIMIT_RULES
+        entry = self._entry
+        if entry is not None and entry.rules == rules:
+            context.pre_execution_errors = list(entry.errors)  # Strawberry then skips validating
+            yield
+            return
+        yield
+        if entry is not None and context.pre_execution_errors is not None:
+            entry.rules, entry.errors = rules, list(context.pre_execution_errors)
