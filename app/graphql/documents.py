@@ -7,7 +7,8 @@ validation rules, so the outcome is kept in a small LRU shared by every request.
 the rules are built once. The token limit applies when a text is parsed (a cached text was parsed with it).
 
 A text that does not parse is not kept (nor is its error); a text that parses is kept with its validation errors,
-if any, so that a refused query is refused again without the work."""
+if any, so that a refused query is refused again without the work. Both ways a request is run share the cache:
+Strawberry's pipeline (through the PreparedDocuments extension) and the view's direct path (``prepare``)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.schema.schema import validate_document
 
 MAX_DEPTH = 10
 """No type of the ledger refers back to itself, so no query gets near this; it guards later additions.
@@ -31,10 +33,12 @@ LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
     *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
 )
 """The depth and alias limits as validation rules, built once so that validations can be reused."""
+RULES = (*specified_rules, *LIMIT_RULES)
+"""What Strawberry validates with once PreparedDocuments has added the limits (Strawberry adds a few of its own)."""
 
 
 @dataclass
-class _Prepared:
+class Prepared:
     document: DocumentNode
     rules: tuple[type[ASTValidationRule], ...] | None = None
     """The rules the errors were found with; None: not validated yet."""
@@ -46,16 +50,16 @@ class _Documents:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: OrderedDict[str, _Prepared] = OrderedDict()
+        self._entries: OrderedDict[str, Prepared] = OrderedDict()
 
-    def get(self, query: str) -> _Prepared | None:
+    def get(self, query: str) -> Prepared | None:
         entry = self._entries.get(query)
         if entry is not None:
             self._entries.move_to_end(query)
         return entry
 
-    def put(self, query: str, document: DocumentNode) -> _Prepared:
-        entry = self._entries[query] = _Prepared(document)
+    def put(self, query: str, document: DocumentNode) -> Prepared:
+        entry = self._entries[query] = Prepared(document)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
         return entry
@@ -70,12 +74,27 @@ class _Documents:
 documents = _Documents(CACHED_DOCUMENTS)
 
 
+def prepare(schema: GraphQLSchema, query: str) -> Prepared | None:
+    """The document of a query text and its validation errors, as Strawberry's pipeline would find them; None when
+    the text does not parse (the pipeline then says why)."""
+    entry = documents.get(query)
+    if entry is None:
+        try:
+            document = parse(query, max_tokens=MAX_TOKENS)
+        except GraphQLError:
+            return None
+        entry = documents.put(query, document)
+    if entry.rules != RULES:
+        entry.rules, entry.errors = RULES, validate_document(schema, entry.document, RULES)
+    return entry
+
+
 class PreparedDocuments(SchemaExtension):
     """Use as a factory (``extensions=[PreparedDocuments]``): the instance is per request, the cache is shared.
 
     Parsing and validation themselves stay Strawberry's: on a miss the hooks let them run and keep what they found."""
 
-    _entry: _Prepared | None = None
+    _entry: Prepared | None = None
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context

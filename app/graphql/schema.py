@@ -13,6 +13,8 @@ from typing import Annotated, Any, TypeVar, get_args
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 
 from app.application.authorization import Action
 from app.application.commands.expiry import ExpirePoints
@@ -378,18 +380,46 @@ class Query:
         return await _attempt(AccountResult, call)
 
 
+MASKED = "internal error"
+
+
 def _unexpected(error: GraphQLError) -> bool:
     """Mask what the code did not mean to say (a bug's message); keep GraphQL's own validation messages."""
     original = error.original_error
     return original is not None and not isinstance(original, GraphQLError)
 
 
+def masked(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """The errors as a client sees them: what MaskErrors (below) does, for the view's direct path."""
+    return [
+        GraphQLError(MASKED, nodes=e.nodes, source=e.source, positions=e.positions, path=e.path)
+        if _unexpected(e)
+        else e
+        for e in errors
+    ]
+
+
+class _NameConverter(NameConverter):
+    """Strawberry's names, each worked out once: it converts every input field's name on every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[str, str] = {}
+
+    def apply_naming_config(self, name: str) -> str:
+        converted = self._names.get(name)
+        if converted is None:
+            converted = self._names[name] = super().apply_naming_config(name)
+        return converted
+
+
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    config=StrawberryConfig(name_converter=_NameConverter()),
     extensions=[
         # factories, not instances: an extension keeps per-operation state, so each request gets its own
         PreparedDocuments,  # parsing and validation once per query text, with the depth, token and alias limits
-        lambda: MaskErrors(should_mask_error=_unexpected, error_message="internal error"),
+        lambda: MaskErrors(should_mask_error=_unexpected, error_message=MASKED),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -185,9 +186,12 @@ async def test_an_account_that_stays_busy_is_refused_as_busy_and_nothing_is_writ
     assert await version_of(api) == 1
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "text/json+application/json"])
 async def test_an_unexpected_failure_is_masked_and_says_nothing_of_its_cause(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, content_type: str
 ) -> None:
+    """Whichever way the view runs the request (plain JSON: its direct path; otherwise Strawberry's view); the
+    failure itself is logged."""
     assert api.container is not None
     store = api.container.event_store()
 
@@ -195,11 +199,18 @@ async def test_an_unexpected_failure_is_masked_and_says_nothing_of_its_cause(
         raise RuntimeError("disk /secret/path is on fire")
 
     monkeypatch.setattr(store, "append", broken)
-    body = await api.post(
+    query = (
         'mutation { grantPoints(input: {userId: "u1", idempotencyKey: "k", amount: 1, source: PROMOTION})'
-        " { __typename } }",
-        token=ADMIN,
+        " { __typename } }"
     )
+    response = await api.http.post(
+        "/graphql",
+        content=json.dumps({"query": query}),
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": content_type},
+    )
+    body = response.json()
     assert body["data"] is None
     assert [e["message"] for e in body["errors"]] == ["internal error"]
+    assert body["errors"][0]["path"] == ["grantPoints"]
     assert "secret" not in str(body)
+    assert "disk /secret/path is on fire" in caplog.text

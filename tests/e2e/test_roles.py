@@ -3,11 +3,13 @@ nothing."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from app.graphql import auth
 from tests.e2e.client import ADMIN, SERVICE, Api, day, eventually, key, token, user
 
 ADMIN_ONLY = {"admin"}
@@ -161,6 +163,19 @@ async def test_a_refusal_explains_why_the_token_was_not_accepted(api: Api) -> No
     assert "authentication required" in missing["message"]
     assert "expired" in expired["message"]
     assert "not valid" in forged["message"]
+
+
+async def test_a_token_accepted_before_is_refused_once_it_has_expired(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verified tokens are kept between requests; their expiry is still checked at every use."""
+    bearer = token("u1", "user", hours=1)
+    assert (await api.call("balance", bearer, userId="u1"))["__typename"] == "Balance"
+    assert (await api.call("balance", bearer, userId="u1"))["__typename"] == "Balance"
+    monkeypatch.setattr(auth, "wall_clock", lambda: time.time() + 3601)
+    expired = await api.call("balance", bearer, userId="u1")
+    assert (expired["__typename"], expired["code"]) == ("ForbiddenError", "FORBIDDEN")
+    assert "expired" in expired["message"]
 
 
 async def test_a_non_bearer_authorization_header_is_refused(api: Api) -> None:

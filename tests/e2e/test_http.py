@@ -1,0 +1,89 @@
+"""GraphQL over HTTP: what a request that is not a plain JSON query gets, and that the answers do not depend on
+which way the view runs a request (its direct path for plain JSON POSTs, Strawberry's view for the rest)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.e2e.client import ADMIN, Api
+
+BALANCE = 'query Balance { balance(userId: "u1") { __typename ... on Balance { available } } }'
+HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+
+
+async def post(api: Api, content: str | bytes, content_type: str = "application/json", **headers: str) -> Any:
+    return await api.http.post(
+        "/graphql", content=content, headers={**HEADERS, "Content-Type": content_type, **headers}
+    )
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "text/json+application/json"]
+)
+async def test_a_json_query_is_answered_whatever_the_spelling_of_its_content_type(api: Api, content_type: str) -> None:
+    response = await post(api, json.dumps({"query": BALANCE, "variables": None}), content_type)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"data": {"balance": {"__typename": "Balance", "available": 0}}}
+
+
+async def test_the_named_operation_of_several_is_run(api: Api) -> None:
+    document = BALANCE + " query Other { __typename }"
+    response = await post(api, json.dumps({"query": document, "operationName": "Other"}))
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ("not json", 400, "Unable to parse request body as JSON"),
+        ("[]", 400, "Batching is not enabled"),
+        ("{}", 400, "No GraphQL query found in the request"),
+        (json.dumps({"query": BALANCE, "variables": [1]}), 400, "`variables` must be an object"),
+        (json.dumps({"query": 1}), 400, "`query` must be a string"),
+        (json.dumps({"query": BALANCE, "operationName": "Nope"}), 400, 'Unknown operation named "Nope"'),
+    ],
+)
+async def test_a_request_that_is_not_a_query_is_refused_with_400(api: Api, body: str, status: int, says: str) -> None:
+    response = await post(api, body)
+    assert response.status_code == status
+    assert says in response.text
+
+
+async def test_a_query_that_does_not_parse_gets_the_syntax_error(api: Api) -> None:
+    response = await post(api, json.dumps({"query": "{ balance(userId: "}))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["message"].startswith("Syntax Error")
+
+
+async def test_a_query_that_does_not_validate_gets_the_validation_error(api: Api) -> None:
+    response = await post(api, json.dumps({"query": "{ balance { __typename } }"}))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None
+    assert "userId" in body["errors"][0]["message"]
+
+
+async def test_variables_of_the_wrong_type_are_refused_as_graphql_errors(api: Api) -> None:
+    query = "query($u: String!) { balance(userId: $u) { __typename } }"
+    response = await post(api, json.dumps({"query": query, "variables": {"u": 5}}))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None
+    assert "$u" in body["errors"][0]["message"]
+
+
+async def test_graphiql_is_served_to_a_browser(api: Api) -> None:
+    response = await api.http.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_a_query_over_get_is_refused(api: Api) -> None:
+    response = await api.http.get("/graphql", params={"query": "{ __typename }"}, headers=HEADERS)
+    assert response.status_code == 400
