@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -16,6 +17,19 @@ from app.entrypoints.runtime import running
 from app.graphql.view import LedgerGraphQL
 from app.settings import Settings
 
+GC_THRESHOLD = (7_000, 10, 10)
+"""Python's default first threshold is 700 container allocations; a command allocates a few hundred, so the young
+generation was collected every other command or so, and the collections of the older ones came as often."""
+
+
+def _settle_garbage_collector() -> None:
+    """Once the service is up: what start-up made (modules, the schema, the container) lives as long as the process,
+    so it is moved out of the collector's way; every full collection would otherwise walk it all again and stall
+    every request in flight meanwhile."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
@@ -28,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             clock = container.clock()
             graphql.test_clock = clock if settings.test_clock and isinstance(clock, SettableClock) else None
             graphql.services = container.services()
+            _settle_garbage_collector()
             try:
                 yield
             finally:
