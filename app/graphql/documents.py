@@ -27,6 +27,9 @@ MAX_TOKENS = 2_000
 MAX_ALIASES = 15
 CACHED_DOCUMENTS = 256
 """Distinct query texts kept; least recently used go first."""
+CACHED_TEXT = 20_000
+"""Longer texts (characters) are parsed and validated each time: the cache keeps texts and documents, and a few
+short operations are what clients send again and again."""
 
 LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
     *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
@@ -59,7 +62,11 @@ class _Documents:
         return entry
 
     def put(self, query: str, document: DocumentNode) -> Prepared:
-        entry = self._entries[query] = Prepared(document)
+        """The entry for a parsed text, kept unless the text is too long to keep."""
+        entry = Prepared(document)
+        if len(query) > CACHED_TEXT:
+            return entry
+        self._entries[query] = entry
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
         return entry

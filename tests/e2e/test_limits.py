@@ -83,6 +83,13 @@ async def test_a_query_text_is_parsed_and_validated_once(api: Api, monkeypatch: 
     assert sorted(calls) == ["parse", "validate_document"]
 
 
+async def test_a_long_query_text_is_answered_but_not_kept(api: Api) -> None:
+    query = "# " + "x" * documents.CACHED_TEXT + "\n{ __typename }"
+    for _ in range(2):
+        assert (await api.post(query, token=ADMIN))["data"] == {"__typename": "Query"}
+    assert documents.documents.get(query) is None
+
+
 async def test_graphiqls_introspection_query_is_within_the_limits(api: Api) -> None:
     body = await api.post(get_introspection_query(descriptions=True, input_value_deprecation=True))
     assert "errors" not in body, "the schema is public (it is in the repository); reading it needs no token"
