@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from functools import cache
@@ -37,36 +38,39 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def from_plain(tp: Any, value: Any) -> Any:
     """The inverse of :func:`to_plain` for the type ``tp``."""
+    return _decoder(tp)(value)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@cache
+def _decoder(tp: Any) -> Callable[[Any], Any]:
+    """A function that turns plain JSON values into ``tp``, worked out once per type from its hints."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return from_plain(args[0], value)
+        inner = _decoder(next(a for a in typing.get_args(tp) if a is not type(None)))
+        return lambda value: None if value is None else inner(value)
     if origin is tuple:
-        (item, *_rest) = typing.get_args(tp)
-        return tuple(from_plain(item, v) for v in value)
+        item = _decoder(typing.get_args(tp)[0])
+        return lambda value: tuple(item(v) for v in value)
     if origin is list:
-        (item,) = typing.get_args(tp)
-        return [from_plain(item, v) for v in value]
+        item = _decoder(typing.get_args(tp)[0])
+        return lambda value: [item(v) for v in value]
     if origin is dict:
-        _key, item = typing.get_args(tp)
-        return {k: from_plain(item, v) for k, v in value.items()}
+        item = _decoder(typing.get_args(tp)[1])
+        return lambda value: {k: item(v) for k, v in value.items()}
     if tp is datetime:
-        return datetime.fromisoformat(value)
+        return datetime.fromisoformat
     if isinstance(tp, type) and issubclass(tp, Enum):
-        return tp(value)
+        return tp
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = _hints(tp)
-        return tp(**{name: from_plain(hints[name], v) for name, v in value.items() if name in hints})
-    return value
+        fields = {name: _decoder(hint) for name, hint in typing.get_type_hints(tp).items()}
+        return lambda value: tp(**{name: fields[name](v) for name, v in value.items() if name in fields})
+    return _identity
 
 
 def load(cls: type[T], value: Any) -> T:
@@ -75,7 +79,9 @@ def load(cls: type[T], value: Any) -> T:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(to_plain(value))
+    """JSON of a dataclass tree; orjson writes dataclasses, datetimes (ISO 8601) and enums natively, exactly as
+    :func:`to_plain` spells them, and several times faster."""
+    return orjson.dumps(value)
 
 
 def loads(raw: bytes | str) -> Any:
@@ -104,8 +110,8 @@ def encode_message(recorded: RecordedEvent) -> bytes:
             "type": recorded.type,
             "userId": recorded.user_id,
             "version": recorded.version,
-            "occurredAt": recorded.event.occurred_at.isoformat(),
-            "data": event_data(recorded.event),
+            "occurredAt": recorded.event.occurred_at,
+            "data": recorded.event,
         }
     )
 
