@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -39,5 +41,16 @@ class FixedClock:
 
 
 class UuidIds:
+    """Time-ordered 128-bit ids in the layout of UUIDv7 (48-bit milliseconds, then random bits), as 32 hex digits.
+
+    The random bits come from a generator seeded once from the OS: ``uuid4`` asks the OS for every id, which
+    costs more than the rest of making a command's ids."""
+
+    def __init__(self) -> None:
+        self._random = random.Random(uuid.uuid4().int)
+
     def new_id(self) -> str:
-        return uuid.uuid4().hex
+        value = (time.time_ns() // 1_000_000) << 80 | self._random.getrandbits(80)
+        value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+        value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+        return f"{value:032x}"
