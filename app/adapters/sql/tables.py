@@ -32,7 +32,7 @@ point_events = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("occurred_at", Time, nullable=False),
-    sa.Column("payload", Json, nullable=False, comment="the event's data (app.domain.codec.event_data) as JSON"),
+    sa.Column("payload", Json, nullable=False, comment="the event's data (app.domain.codec.dumps) as JSON"),
     sa.UniqueConstraint("user_id", "version", name="uq_point_events_stream"),
     sqlite_autoincrement=True,
 )
