@@ -11,9 +11,9 @@ from app.application.commands.grants import GrantPoints, GrantPointsUseCase
 from app.application.commands.runner import AccountCommands
 from app.application.commands.uses import UsePoints, UsePointsUseCase
 from app.domain.errors import InsufficientPointsError
-from app.domain.events import Source
+from app.domain.events import RecordedEvent, Source
 from app.domain.policy import PointPolicy
-from app.ports.event_store import Commit, Stream
+from app.ports.event_store import Commit, IdempotencyRecord, Stream
 from tests.ledger import START, Ledger
 from tests.unit.support import Driver
 
@@ -89,3 +89,48 @@ async def test_one_key_sent_to_separate_processes_at_once_has_one_effect() -> No
     answers = await asyncio.gather(*(grants[n % 5].execute(request) for n in range(10)))
     assert len(set(answers)) == 1
     assert len((await store.load("u1")).events) == 1
+
+
+class CountingEventStore(InMemoryEventStore):
+    """Counts the reads a command makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def load(self, user_id: str) -> Stream:
+        self.reads += 1
+        return await super().load(user_id)
+
+    async def events_after(self, user_id: str, version: int) -> list[RecordedEvent]:
+        self.reads += 1
+        return await super().events_after(user_id, version)
+
+    async def idempotency_record(self, user_id: str, key: str) -> IdempotencyRecord | None:
+        self.reads += 1
+        return await super().idempotency_record(user_id, key)
+
+
+async def test_a_command_on_an_account_the_process_holds_reads_nothing_before_it_appends() -> None:
+    store = CountingEventStore()
+    runner = AccountCommands(store, FixedClock(START), UuidIds(), PointPolicy())
+    grant, use = GrantPointsUseCase(runner), UsePointsUseCase(runner)
+    await grant.execute(GrantPoints("u1", "grant", 100, Source.PROMOTION))
+    assert store.reads == 1  # the first load
+
+    await use.execute(UsePoints("u1", "use", 10))
+    await use.execute(UsePoints("u1", "use", 10))  # a retry: the append turns the key away, the first answer stands
+
+    assert store.reads == 2  # the retry's look-up of its key
+    assert [r.version for r in (await store.load("u1")).events] == [1, 2]
+
+
+async def test_a_refusal_is_given_only_after_the_account_has_caught_up_with_other_processes() -> None:
+    store = InMemoryEventStore()
+    first, second = (AccountCommands(store, FixedClock(START), UuidIds(), PointPolicy()) for _ in range(2))
+    await GrantPointsUseCase(first).execute(GrantPoints("u1", "small", 10, Source.PROMOTION))
+    await GrantPointsUseCase(second).execute(GrantPoints("u1", "large", 100, Source.PROMOTION))
+
+    used = await UsePointsUseCase(first).execute(UsePoints("u1", "use", 50))  # first holds the account at 10
+
+    assert used.account.balance == 60

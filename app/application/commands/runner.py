@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from app.application.errors import BusyError, IdempotencyConflictError
 from app.domain import codec
 from app.domain.account import Account
+from app.domain.errors import DomainError
 from app.domain.events import RecordedEvent
 from app.domain.policy import PointPolicy
 from app.ports.clock import Clock, IdGenerator
@@ -101,13 +102,14 @@ class AccountCommands:
         stream = await self.store.load(user_id)
         return Account.rebuild(user_id, (r.event for r in stream.events), stream.snapshot)
 
-    async def _checkout(self, user_id: str) -> Account:
-        """The account as committed: the cached copy brought up to date with the events after it (another
+    async def _checkout(self, user_id: str, catch_up: bool) -> Account:
+        """The account: the cached copy (brought up to date with the events after it when ``catch_up``: another
         process may have written), else loaded from the snapshot and the events after it."""
         account = self._cache.take(user_id)
         if account is None:
             return await self.load(user_id)
-        account.catch_up(r.event for r in await self.store.events_after(user_id, account.version))
+        if catch_up:
+            account.catch_up(r.event for r in await self.store.events_after(user_id, account.version))
         return account
 
     async def run(
@@ -119,25 +121,38 @@ class AccountCommands:
         decide: Callable[[Account, datetime], R],
     ) -> R:
         """Decide on a fresh copy of the account and append what it recorded; a retry of a key returns the
-        first result (rule 9). Domain errors propagate and nothing is written."""
+        first result (rule 9). Domain errors propagate and nothing is written.
+
+        The first attempt is optimistic: it reads nothing when the account is cached, and trusts the append to
+        refuse a stale account or a key taken before (both raise :class:`ConcurrencyError`). Whatever the
+        optimistic attempt cannot vouch for (a conflict, a refusal, nothing to write) is decided again carefully:
+        the key looked up first and the account brought up to date.
+        """
         command_print = fingerprint(request) if idempotency_key else ""
         async with self._locks.hold(user_id):
             for attempt in range(self.max_attempts):
-                if idempotency_key:
+                careful = attempt > 0
+                if careful and idempotency_key:
                     record = await self.store.idempotency_record(user_id, idempotency_key)
                     if record is not None:
                         if record.fingerprint != command_print:
                             raise IdempotencyConflictError(idempotency_key)
                         return codec.load(result_type, codec.loads(record.result))
-                account = await self._checkout(user_id)
+                account = await self._checkout(user_id, catch_up=careful)
                 try:
                     result = decide(account, self.clock.now())
+                except DomainError:
+                    if careful:
+                        raise
+                    continue  # perhaps a stale account, or a retry of a key whose first answer stands
                 finally:
                     if not account.new_events():  # refused or nothing to do: the account is as committed
                         self._cache.put(user_id, account)
                 new = account.new_events()
                 if not new:
-                    return result
+                    if careful:
+                        return result
+                    continue
                 commit = Commit(
                     user_id=user_id,
                     expected_version=account.committed_version,
@@ -155,7 +170,8 @@ class AccountCommands:
                 try:
                     await self.store.append(commit)
                 except ConcurrencyError:
-                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    if careful:  # another writer got there first: let it finish before trying again
+                        await asyncio.sleep(random.uniform(0, 0.002 * attempt))
                     continue
                 account.mark_committed()
                 self._cache.put(user_id, account)
