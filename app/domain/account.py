@@ -59,7 +59,7 @@ def status_as_of(status: LotStatus, expires_at: datetime, pending_until: datetim
     return LotStatus.ACTIVE
 
 
-@dataclass
+@dataclass(slots=True)
 class Lot:
     """One grant: its original amount, what is left of it, its expiry and where it came from."""
 
@@ -88,7 +88,7 @@ class Lot:
         return (0 if self.manual else 1, self.expires_at, self.granted_at, self.seq)
 
 
-@dataclass
+@dataclass(slots=True)
 class Use:
     use_id: str
     amount: int
@@ -105,6 +105,8 @@ class Use:
 class UseBook:
     """An account's uses by id. The uses of a snapshot stay encoded until one of them is asked for, so commands
     that never look at an old use (grants, uses, expiry) do not pay for decoding every use the account ever had."""
+
+    __slots__ = ("_decode", "_encoded", "_uses")
 
     def __init__(
         self,
@@ -150,7 +152,7 @@ class UseBook:
     __hash__ = None  # type: ignore[assignment]  # mutable, like a dict
 
 
-@dataclass
+@dataclass(slots=True)
 class AccountState:
     """Everything an account knows; what a snapshot stores."""
 
@@ -163,6 +165,8 @@ class AccountState:
 
 
 class Account:
+    __slots__ = ("_new", "_s")
+
     def __init__(self, state: AccountState) -> None:
         self._s = state
         self._new: list[DomainEvent] = []

@@ -14,7 +14,7 @@ class Source(StrEnum):
     REISSUE = "REISSUE"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Allocation:
     """So many points of one lot, taken by a use or a clawback, or given back to it by a cancel."""
 
@@ -22,7 +22,7 @@ class Allocation:
     amount: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reissue:
     """Points given back to a lot that had expired, granted again as a new REISSUE lot (rule 6)."""
 
@@ -33,7 +33,7 @@ class Reissue:
     manual: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PointsGranted:
     occurred_at: datetime
     grant_id: str
@@ -48,14 +48,14 @@ class PointsGranted:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GrantActivated:
     occurred_at: datetime
     grant_id: str
     expires_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PointsUsed:
     occurred_at: datetime
     use_id: str
@@ -65,7 +65,7 @@ class PointsUsed:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UseCancelled:
     occurred_at: datetime
     cancel_id: str
@@ -77,7 +77,7 @@ class UseCancelled:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GrantCancelled:
     occurred_at: datetime
     grant_id: str
@@ -85,7 +85,7 @@ class GrantCancelled:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PointsExpired:
     occurred_at: datetime
     grant_id: str
@@ -94,7 +94,7 @@ class PointsExpired:
     expired_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PointsClawedBack:
     occurred_at: datetime
     clawback_id: str
@@ -123,7 +123,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordedEvent:
     """An event as stored and as it travels: with its id, its account and its place in the account's stream."""
 

@@ -13,7 +13,7 @@ class ConcurrencyError(Exception):
     """Another writer appended to the account first (or took the idempotency key): reload and retry."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
     key: str
     fingerprint: str
@@ -22,7 +22,7 @@ class IdempotencyRecord:
     """The first result as JSON, returned again to every retry."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Commit:
     """Everything one command writes, in one transaction."""
 
@@ -34,14 +34,14 @@ class Commit:
     """The account's state after ``events``, stored now and then so that loading stays cheap."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stream:
     snapshot: AccountState | None
     events: Sequence[RecordedEvent]
     """Only the events after the snapshot."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutboxMessage:
     position: int
     event_id: str

@@ -14,7 +14,7 @@ class ProjectionGapError(Exception):
     """An event arrived before the one that precedes it in its account's stream."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LotView:
     """One lot as the balance view keeps it (Redis: one hash field per lot)."""
 
@@ -59,7 +59,7 @@ class EntryKind(StrEnum):
     CLAWED_BACK = "CLAWED_BACK"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One change to an account (OpenSearch: one document, its id the event id)."""
 
@@ -81,14 +81,14 @@ class HistoryEntry:
     """Which lots gave (use, clawback) or got (cancel: restored and reissued lots) how much."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HistoryPage:
     entries: list[tuple[str, HistoryEntry]]
     """Each entry with its cursor."""
     has_next: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EntryFilter:
     user_id: str | None = None
     kinds: tuple[EntryKind, ...] = ()
@@ -106,7 +106,7 @@ class Interval(StrEnum):
     MONTH = "MONTH"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatsBucket:
     start: datetime
     end: datetime
@@ -120,7 +120,7 @@ class StatsBucket:
     """Liability at the bucket's end: points granted and not yet used, cancelled, clawed back or expired."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stats:
     buckets: list[StatsBucket] = field(default_factory=list)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 import pytest
@@ -97,3 +98,13 @@ async def test_read_models_rebuilt_from_the_store_equal_the_projected_ones(ledge
     rebuilt = (InMemoryBalanceView(), InMemoryHistoryIndex())
     await rebuild_read_models(ledger.store, Projector(*rebuilt))
     assert await picture(*rebuilt) == await picture(ledger.balances, ledger.history)
+
+
+async def test_the_in_memory_views_keep_nothing_that_the_garbage_collector_has_to_walk(ledger: Ledger) -> None:
+    await some_history(ledger)
+    await ledger.project()
+    for _ in range(2):  # a tuple is untracked in the first collection that finds all it holds untracked
+        gc.collect()
+    rows = [*ledger.history._entries.values(), *(r for lots in ledger.balances._lots.values() for r in lots.values())]
+    assert len(rows) > 10
+    assert not any(gc.is_tracked(row) for row in rows)

@@ -8,7 +8,7 @@ from app.domain.errors import InvalidInputError
 from app.domain.events import Allocation, Reissue
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccountAfter:
     """The account as the command left it."""
 
@@ -21,7 +21,7 @@ class AccountAfter:
         return cls(balance=account.available(now), pending=account.pending(now), version=account.version)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Granted:
     grant_id: str
     amount: int
@@ -31,14 +31,14 @@ class Granted:
     account: AccountAfter
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Activated:
     grant_id: str
     expires_at: datetime
     account: AccountAfter
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Used:
     use_id: str
     amount: int
@@ -46,7 +46,7 @@ class Used:
     account: AccountAfter
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UseCancelResult:
     cancel_id: str
     use_id: str
@@ -56,14 +56,14 @@ class UseCancelResult:
     account: AccountAfter
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GrantCancelResult:
     grant_id: str
     amount: int
     account: AccountAfter
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClawedBack:
     clawback_id: str
     order_id: str
@@ -73,7 +73,7 @@ class ClawedBack:
     account: AccountAfter
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExpiryReport:
     accounts: int
     lots: int

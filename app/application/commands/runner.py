@@ -16,6 +16,7 @@ from app.domain.account import Account
 from app.domain.errors import DomainError
 from app.domain.events import RecordedEvent
 from app.domain.policy import PointPolicy
+from app.domain.snapshot import decode_state, encode_state
 from app.ports.clock import Clock, IdGenerator
 from app.ports.event_store import Commit, ConcurrencyError, EventStore, IdempotencyRecord
 
@@ -52,19 +53,29 @@ class AccountCache:
 
     An account is taken out while a command works on it and put back only as committed (unchanged, or with its
     new events appended), so a failed or refused command never leaves a half-decided account behind.
+
+    A small account is kept as its snapshot bytes (:mod:`app.domain.snapshot`): one object, which the garbage
+    collector never has to walk, in a fraction of the memory, for some microseconds of encoding and decoding per
+    command. Thousands of accounts kept as objects made every full collection a pause of 100 ms and more. An
+    account with more than ``compact_up_to`` lots and decoded uses stays as objects, so that a long account is not
+    encoded again on every command.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, compact_up_to: int = 64) -> None:
         self._capacity = capacity
-        self._accounts: OrderedDict[str, Account] = OrderedDict()
+        self._compact_up_to = compact_up_to
+        self._accounts: OrderedDict[str, Account | bytes] = OrderedDict()
 
     def take(self, user_id: str) -> Account | None:
-        return self._accounts.pop(user_id, None)
+        held = self._accounts.pop(user_id, None)
+        return Account(decode_state(held)) if isinstance(held, bytes) else held
 
     def put(self, user_id: str, account: Account) -> None:
         if self._capacity <= 0:
             return
-        self._accounts[user_id] = account
+        state = account.state
+        small = len(state.lots) + len(state.uses.split()[1]) <= self._compact_up_to
+        self._accounts[user_id] = encode_state(state) if small else account
         self._accounts.move_to_end(user_id)
         while len(self._accounts) > self._capacity:
             self._accounts.popitem(last=False)
