@@ -23,7 +23,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,8 +31,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.adapters.sql.statements import SQLITE, Statement, Statements, sqlite_time
-from app.adapters.sql.tables import AGGREGATE_TYPE, metadata
+from app.adapters.sql.statements import SQLITE, ManyRows, Statement, Statements, sqlite_time
+from app.adapters.sql.tables import (
+    AGGREGATE_TYPE,
+    metadata,
+    point_event_outbox,
+    point_events,
+    point_idempotency,
+    point_lot_expiries,
+    point_snapshots,
+)
 from app.domain import codec
 from app.domain.account import lot_expiry_changes
 from app.domain.events import RecordedEvent
@@ -158,13 +166,70 @@ def write_commit(connection: sqlite3.Connection, sql: Statements, rows: CommitRo
     return None
 
 
+def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), ManyRows.CHUNK):
+        yield rows[start : start + ManyRows.CHUNK]
+
+
+def write_together(
+    connection: sqlite3.Connection, many: ManyRows, commits: Sequence[CommitRows | None]
+) -> list[ConcurrencyError | None] | None:
+    """The appends of a group commit (None stands for an outbox ack), with one statement per table for them all,
+    inside the caller's transaction: the SQLite driver lets go of the GIL for every statement and must win it back
+    from the event loop, so a statement per row made the writer wait for the loop's turn hundreds of times a batch.
+
+    Returns, per commit, None or its :class:`ConcurrencyError` (its account has moved on); or None for the whole
+    batch when a row broke a constraint (an idempotency key taken, say) or an expiry is both set and cleared in it,
+    and the caller must roll back and write the commits one by one (:func:`write_commit`).
+    """
+    writes = [rows for rows in commits if rows is not None]
+    users = [{"user_id": user} for user in dict.fromkeys(rows.user_id for rows in writes)]
+    at: dict[str, int] = {}
+    for chunk in _chunks(users):
+        at.update(connection.execute(many.versions(len(chunk)), many.params(chunk)).fetchall())
+    outcomes: list[ConcurrencyError | None] = []
+    accepted: list[CommitRows] = []
+    for rows in commits:
+        if rows is not None:
+            version = at.get(rows.user_id, 0)
+            if version != rows.expected_version:
+                outcomes.append(
+                    ConcurrencyError(f"{rows.user_id} is at version {version}, not {rows.expected_version}")
+                )
+                continue
+            at[rows.user_id] = version + len(rows.events)
+            accepted.append(rows)
+        outcomes.append(None)
+    scheduled = {row["grant_id"] for rows in accepted for row in rows.expiries}
+    unscheduled = [row for rows in accepted for row in rows.unscheduled]
+    if any(row["grant_id"] in scheduled for row in unscheduled):
+        return None
+
+    def insert(table: sa.Table, rows: list[dict[str, Any]], keys: list[str] | None = None) -> None:
+        for chunk in _chunks(rows):
+            text = many.insert(table, len(chunk)) if keys is None else many.upsert(table, keys, len(chunk))
+            connection.execute(text, many.params(chunk))
+
+    try:
+        insert(point_events, [row for rows in accepted for row in rows.events])
+        insert(point_event_outbox, [row for rows in accepted for row in rows.outbox])
+        insert(point_idempotency, [rows.idempotency for rows in accepted if rows.idempotency is not None])
+        insert(point_snapshots, [rows.snapshot for rows in accepted if rows.snapshot is not None], ["user_id"])
+        insert(point_lot_expiries, [row for rows in accepted for row in rows.expiries], ["grant_id"])
+        for chunk in _chunks(unscheduled):
+            connection.execute(many.delete(point_lot_expiries, "grant_id", len(chunk)), many.params(chunk))
+    except sqlite3.IntegrityError:
+        return None
+    return outcomes
+
+
 def _decode(type_name: str, payload: str) -> Any:
     return codec.event_from_data(type_name, codec.loads(payload))
 
 
 def sqlite_connect(path: str, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are begun explicitly), durable: WAL and synchronous=FULL."""
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=1024)
     connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = FULL")
@@ -191,6 +256,7 @@ class SqlEventStore:
         self.path = path
         self._max_batch = max_batch
         self._sql = Statements.for_dialect(SQLITE)
+        self._many = ManyRows(SQLITE)
         self._jobs: queue.SimpleQueue[_Write | _Ack | object] = queue.SimpleQueue()
         self._written = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -344,23 +410,24 @@ class SqlEventStore:
             connection.close()
 
     def _write_batch(self, connection: sqlite3.Connection, jobs: list[_Write | _Ack]) -> list[Exception | None]:
-        """One transaction for all ``jobs``; returns, per job, None or the error its caller gets."""
-        outcomes: list[Exception | None] = [None] * len(jobs)
-        sql = self._sql
+        """One transaction for all ``jobs``; returns, per job, None or the error its caller gets. The appends go
+        in together (:func:`write_together`), or, when one of them breaks a constraint, one by one, each in its
+        own SAVEPOINT so that it fails alone."""
+        commits = [job.rows if isinstance(job, _Write) else None for job in jobs]
+        acks = [position for job in jobs if isinstance(job, _Ack) for position in job.positions]
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for index, job in enumerate(jobs):
-                if isinstance(job, _Ack):
-                    connection.executemany(sql.delete_outbox.sql, job.positions)
-                    continue
-                connection.execute("SAVEPOINT command")
-                try:
-                    outcomes[index] = write_commit(connection, sql, job.rows)
-                except sqlite3.IntegrityError as error:
-                    outcomes[index] = ConcurrencyError(f"{job.rows.user_id}: {error}")
-                if outcomes[index] is not None:
-                    connection.execute("ROLLBACK TO command")
-                connection.execute("RELEASE command")
+            together = write_together(connection, self._many, commits)
+            if together is None:
+                connection.execute("ROLLBACK")
+                connection.execute("BEGIN IMMEDIATE")
+                outcomes = [self._write_alone(connection, self._sql, rows) if rows else None for rows in commits]
+            else:
+                outcomes = list(together)
+            for chunk in _chunks(acks):
+                connection.execute(
+                    self._many.delete(point_event_outbox, "position", len(chunk)), self._many.params(chunk)
+                )
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             log.exception("event store write failed; %d commands refused", len(jobs))
@@ -369,6 +436,18 @@ class SqlEventStore:
                     connection.execute("ROLLBACK")
             return [StorageError(f"writing to the event store failed: {error}") for _ in jobs]
         return outcomes
+
+    @staticmethod
+    def _write_alone(connection: sqlite3.Connection, sql: Statements, rows: CommitRows) -> Exception | None:
+        connection.execute("SAVEPOINT command")
+        try:
+            outcome = write_commit(connection, sql, rows)
+        except sqlite3.IntegrityError as error:
+            outcome = ConcurrencyError(f"{rows.user_id}: {error}")
+        if outcome is not None:
+            connection.execute("ROLLBACK TO command")
+        connection.execute("RELEASE command")
+        return outcome
 
     def _settle(self, jobs: list[_Write | _Ack], outcomes: list[Exception | None]) -> None:
         for job, outcome in zip(jobs, outcomes, strict=True):

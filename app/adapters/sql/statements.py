@@ -8,6 +8,7 @@ the rows they take stay dialect-neutral; only the upserts differ between SQLite 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,12 +42,14 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> Statement:
     return Statement(str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
 
 
-def _binds(table: sa.Table, *skip: str) -> dict[str, Any]:
-    return {c.name: sa.bindparam(c.name) for c in table.c if c.name not in skip}
+def _binds(table: sa.Table, *skip: str, suffix: str = "") -> dict[str, Any]:
+    return {c.name: sa.bindparam(c.name + suffix) for c in table.c if c.name not in skip}
 
 
-def _upsert(table: sa.Table, keys: list[str], dialect: Dialect) -> ClauseElement:
-    values = _binds(table)
+def _upsert(
+    table: sa.Table, keys: list[str], dialect: Dialect, values: dict[str, Any] | list[dict[str, Any]] | None = None
+) -> ClauseElement:
+    values = _binds(table) if values is None else values
     updated = [c.name for c in table.c if c.name not in keys]
     if dialect.name == "sqlite":
         insert = sqlite.insert(table).values(values)
@@ -55,6 +58,62 @@ def _upsert(table: sa.Table, keys: list[str], dialect: Dialect) -> ClauseElement
         minsert = mysql.insert(table).values(values)
         return minsert.on_duplicate_key_update({name: minsert.inserted[name] for name in updated})
     raise ValueError(f"no upsert for dialect {dialect.name}")
+
+
+class ManyRows:
+    """Statements that write (or check) many rows at once: one statement for the rows of a whole group commit,
+    where the single-row statements would take one driver call per row. The parameters of row ``i`` are named
+    ``{column}_{i}`` (:meth:`params`); each text is compiled on first use for its number of rows, and a caller
+    splits longer lists into :attr:`CHUNK` rows at most (drivers cap the parameters of one statement)."""
+
+    CHUNK = 200
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._texts: dict[tuple[str, str, int], str] = {}
+
+    @staticmethod
+    def params(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+
+    def _text(self, kind: str, table: sa.Table, count: int, build: Callable[[], ClauseElement]) -> str:
+        key = (kind, table.name, count)
+        text = self._texts.get(key)
+        if text is None:
+            text = self._texts[key] = str(build().compile(dialect=self._dialect))
+        return text
+
+    def _rows(self, table: sa.Table, count: int) -> list[dict[str, Any]]:
+        return [_binds(table, "position", suffix=f"_{i}") for i in range(count)]
+
+    def insert(self, table: sa.Table, count: int) -> str:
+        return self._text("insert", table, count, lambda: table.insert().values(self._rows(table, count)))
+
+    def upsert(self, table: sa.Table, keys: list[str], count: int) -> str:
+        return self._text("upsert", table, count, lambda: _upsert(table, keys, self._dialect, self._rows(table, count)))
+
+    def delete(self, table: sa.Table, column: str, count: int) -> str:
+        """``DELETE ... WHERE column IN (...)``: parameters ``{column}_{i}``."""
+        return self._text(
+            "delete",
+            table,
+            count,
+            lambda: table.delete().where(table.c[column].in_([sa.bindparam(f"{column}_{i}") for i in range(count)])),
+        )
+
+    def versions(self, count: int) -> str:
+        """Each account's highest version, for the accounts ``user_id_{i}``: rows of (user_id, version)."""
+        events = point_events
+        return self._text(
+            "versions",
+            events,
+            count,
+            lambda: (
+                sa.select(events.c.user_id, sa.func.max(events.c.version))
+                .where(events.c.user_id.in_([sa.bindparam(f"user_id_{i}") for i in range(count)]))
+                .group_by(events.c.user_id)
+            ),
+        )
 
 
 def sqlite_time(at: datetime) -> str:
