@@ -219,6 +219,24 @@ async def test_one_conflict_among_concurrent_appends_fails_only_its_own_append(s
     assert len(await store.fetch(100)) == 41
 
 
+async def test_a_taken_key_among_concurrent_appends_fails_only_its_own_append(store: Store) -> None:
+    writers = [Writer(store, f"u{n}") for n in range(40)]
+    writers[7].decide_grant(5)
+    await writers[7].commit(key="taken")
+    for writer in writers:
+        writer.decide_grant(1)
+    keys = ["taken" if n == 7 else "k" for n in range(40)]
+
+    outcomes = await asyncio.gather(
+        *(w.commit(key=k) for w, k in zip(writers, keys, strict=True)), return_exceptions=True
+    )
+
+    assert [i for i, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)] == [7]
+    assert isinstance(outcomes[7], ConcurrencyError)
+    lengths = [len((await store.load(w.account.user_id)).events) for w in writers]
+    assert lengths == [1] * 40  # u7: only the grant that took the key
+
+
 async def test_an_account_loads_from_its_snapshot_and_the_events_after_it(store: Store) -> None:
     writer = Writer(store, "u1")
     await writer.grant(100)
