@@ -8,7 +8,7 @@ import asyncio
 from app.adapters.clock import FixedClock, UuidIds
 from app.adapters.inmemory.event_store import InMemoryEventStore
 from app.application.commands.grants import GrantPoints, GrantPointsUseCase
-from app.application.commands.runner import AccountCommands
+from app.application.commands.runner import AccountCommands, KeyedLocks
 from app.application.commands.uses import UsePoints, UsePointsUseCase
 from app.domain.errors import InsufficientPointsError
 from app.domain.events import RecordedEvent, Source
@@ -134,3 +134,19 @@ async def test_a_refusal_is_given_only_after_the_account_has_caught_up_with_othe
     used = await UsePointsUseCase(first).execute(UsePoints("u1", "use", 50))  # first holds the account at 10
 
     assert used.account.balance == 60
+
+
+async def test_an_account_lock_admits_one_at_a_time_and_is_gone_when_nobody_holds_or_awaits_it() -> None:
+    locks = KeyedLocks()
+    steps: list[tuple[str, int]] = []
+
+    async def work(n: int) -> None:
+        async with locks.hold("u1"):
+            steps.append(("in", n))
+            await asyncio.sleep(0)
+            steps.append(("out", n))
+
+    await asyncio.gather(*(work(n) for n in range(3)))
+
+    assert steps == [("in", 0), ("out", 0), ("in", 1), ("out", 1), ("in", 2), ("out", 2)]
+    assert locks._locks == {}
