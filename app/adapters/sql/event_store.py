@@ -1,10 +1,14 @@
 """The embedded write model: SQLite (WAL, synchronous=FULL) with group commit.
 
 One writer thread owns the only writing connection. Appends queue up while it is busy; it takes all that are
-waiting (appends for many accounts, outbox acks) and writes them in one transaction, each append in its own
-SAVEPOINT, so that one append's conflict fails only that append. A caller's ``append`` returns when the
-transaction that holds it has committed, which with ``synchronous=FULL`` means its WAL frames are on disk. One fsync
-thus carries as many commands as arrived during the previous one.
+waiting (appends for many accounts, outbox acks) and writes them in one transaction: the version check for all
+their accounts in one statement, then one multi-row statement per table (:func:`write_together`); an append whose
+account has moved on is left out and fails alone. When a row breaks a constraint (an idempotency key taken), the
+batch is rolled back and written again one append at a time, each in its own SAVEPOINT, so that only that append
+fails. A caller's ``append`` returns when the transaction that holds it has committed, which with
+``synchronous=FULL`` means its WAL frames are on disk. One fsync thus carries as many commands as arrived during the
+previous one. A checkpointer thread copies the WAL into the database file twice a second, so that no commit waits
+for a checkpoint.
 
 Reads run on the event loop's own connection: with WAL they never wait for the writer, and a short indexed read
 costs less than a hop to a thread and back.
