@@ -15,8 +15,9 @@ Four parts, each on a fresh SQLite file in a temporary directory (WAL, synchrono
    much CPU per request as the server does (``--client httpx`` or ``both`` to see it).
 2. The same commands on the use cases in this process, without HTTP and GraphQL.
 3. Bare SQL: the statements the store runs for those commands (version check, point_events, point_event_outbox,
-   point_idempotency, point_lot_expiries), straight on sqlite3, one transaction (one fsync) per command; then the
-   same with 32 commands per transaction, as group commit does. The distance to parts 1 and 2 is the Python cost.
+   point_idempotency, point_lot_expiries: ``write_together``, as the store runs them), straight on sqlite3, one
+   transaction (one fsync) per command; then 32 commands per transaction, as group commit does. The distance to
+   parts 1 and 2 is the Python cost.
 4. Loading accounts through the command runner: a fresh one, 199 events (the longest tail before a snapshot),
    1,199 and 100,000 events with the runner's snapshots, and 100,000 events without any snapshot.
 
@@ -59,9 +60,9 @@ from app.adapters.sql.event_store import (  # noqa: E402
     commit_rows,
     create_schema,
     sqlite_connect,
-    write_commit,
+    write_together,
 )
-from app.adapters.sql.statements import SQLITE, Statements  # noqa: E402
+from app.adapters.sql.statements import SQLITE, ManyRows  # noqa: E402
 from app.domain.account import Account  # noqa: E402
 from app.domain.events import DomainEvent, RecordedEvent, Source  # noqa: E402
 from app.domain.policy import PointPolicy  # noqa: E402
@@ -379,7 +380,7 @@ def bare_sql(path: Path, seconds: float, batch: int) -> Figures:
     """The store's statements for a 1:2 mix of grants and uses, ``batch`` commands per transaction."""
     create_schema(str(path))
     connection = sqlite_connect(str(path))
-    sql = Statements.for_dialect(SQLITE)
+    many = ManyRows(SQLITE)
     grant, use = command_rows(datetime.now(UTC))
     figures = Figures()
     versions: dict[str, int] = {}
@@ -389,17 +390,14 @@ def bare_sql(path: Path, seconds: float, batch: int) -> Figures:
     while time.perf_counter() < stop:
         began = time.perf_counter()
         connection.execute("BEGIN IMMEDIATE")
+        commits: list[CommitRows | None] = []
         for _ in range(batch):
             i = next(counter)
             user = f"u{i % 2000}"
             version = versions.get(user, 0) + 1
             template = grant if (version - 1) % 3 == 0 else use
             event_id = f"{i:032x}"
-            if batch > 1:
-                connection.execute("SAVEPOINT command")
-            write_commit(
-                connection,
-                sql,
+            commits.append(
                 CommitRows(
                     user_id=user,
                     expected_version=version - 1,
@@ -409,11 +407,12 @@ def bare_sql(path: Path, seconds: float, batch: int) -> Figures:
                     snapshot=None,
                     expiries=[dict(e, grant_id=f"g{i}", user_id=user) for e in template.expiries],
                     unscheduled=[],
-                ),
+                )
             )
-            if batch > 1:
-                connection.execute("RELEASE command")
             versions[user] = version
+        outcomes = write_together(connection, many, commits)
+        if outcomes is None or any(outcomes):
+            raise SystemExit(f"bare SQL: the store refused a command: {outcomes}")
         connection.execute("COMMIT")
         took = time.perf_counter() - began
         figures.latencies.extend([took] * batch)  # every command of a batch waits for its commit
