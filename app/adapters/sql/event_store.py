@@ -179,6 +179,14 @@ def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield rows[start : start + ManyRows.CHUNK]
 
 
+def delete_rows(
+    connection: sqlite3.Connection, many: ManyRows, table: sa.Table, column: str, rows: list[dict[str, Any]]
+) -> None:
+    """Deletes the rows of ``table`` whose ``column`` is one of the ``rows``' values, a statement per chunk."""
+    for chunk in _chunks(rows):
+        connection.execute(many.delete(table, column, len(chunk)), many.params(chunk))
+
+
 def write_together(
     connection: sqlite3.Connection, many: ManyRows, commits: Sequence[CommitRows | None]
 ) -> list[ConcurrencyError | None] | None:
@@ -224,8 +232,7 @@ def write_together(
         insert(point_idempotency, [rows.idempotency for rows in accepted if rows.idempotency is not None])
         insert(point_snapshots, [rows.snapshot for rows in accepted if rows.snapshot is not None], ["user_id"])
         insert(point_lot_expiries, [row for rows in accepted for row in rows.expiries], ["grant_id"])
-        for chunk in _chunks(unscheduled):
-            connection.execute(many.delete(point_lot_expiries, "grant_id", len(chunk)), many.params(chunk))
+        delete_rows(connection, many, point_lot_expiries, "grant_id", unscheduled)
     except sqlite3.IntegrityError:
         return None
     return outcomes
@@ -460,10 +467,7 @@ class SqlEventStore:
                 outcomes = [self._write_alone(connection, self._sql, rows) if rows else None for rows in commits]
             else:
                 outcomes = list(together)
-            for chunk in _chunks(acks):
-                connection.execute(
-                    self._many.delete(point_event_outbox, "position", len(chunk)), self._many.params(chunk)
-                )
+            delete_rows(connection, self._many, point_event_outbox, "position", acks)
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             log.exception("event store write failed; %d commands refused", len(jobs))

@@ -138,7 +138,6 @@ class Statements:
     select_all: Statement
     select_due: Statement
     select_outbox: Statement
-    delete_outbox: Statement
 
     @classmethod
     def for_dialect(cls, dialect: Dialect) -> Statements:
@@ -193,7 +192,6 @@ class Statements:
                 .order_by(outbox.c.position)
                 .limit(sa.bindparam("limit"))
             ),
-            delete_outbox=c(outbox.delete().where(outbox.c.position == sa.bindparam("position"))),
         )
 
 
