@@ -6,6 +6,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from pytest import MonkeyPatch
+
 from app.adapters.sql import event_store
 from app.adapters.sql.event_store import SqlEventStore
 from tests.contract.test_event_store import Writer
@@ -15,6 +17,10 @@ def events_in_the_database_file(path: Path) -> int:
     """What the main file holds, the WAL left aside (``immutable``: SQLite reads the file as it is)."""
     with sqlite3.connect(f"file:{path}?immutable=1", uri=True) as connection:
         return int(connection.execute("SELECT count(*) FROM point_events").fetchone()[0])
+
+
+def file_size(path: Path) -> int:
+    return path.stat().st_size
 
 
 async def test_appended_events_reach_the_database_file_without_waiting_for_the_wal_to_fill(tmp_path: Path) -> None:
@@ -30,5 +36,25 @@ async def test_appended_events_reach_the_database_file_without_waiting_for_the_w
             if events_in_the_database_file(path) == 20:
                 break
         assert events_in_the_database_file(path) == 20
+    finally:
+        await store.close()
+
+
+async def test_the_wal_starts_over_while_appends_keep_coming(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """The writer is never idle here, so a checkpoint always ends while a batch is being written. The WAL must
+    still start over from its first frame, rather than grow by every commit for as long as the load lasts."""
+    monkeypatch.setattr(event_store, "CHECKPOINT_EVERY", 0.02)
+    path = tmp_path / "points.db"
+    store = await SqlEventStore.open(str(path))
+    try:
+        writers = [Writer(store, f"u{n}") for n in range(16)]
+
+        async def keep_granting(writer: Writer) -> None:
+            for _ in range(300):
+                await writer.grant(1)
+
+        await asyncio.gather(*(keep_granting(w) for w in writers))
+        wal, database = file_size(Path(f"{path}-wal")), file_size(path)
+        assert wal < database / 2, f"the WAL grew to {wal:,} bytes beside a database file of {database:,}"
     finally:
         await store.close()
