@@ -51,6 +51,7 @@ from typing import Any
 
 import httpx
 import jwt
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -118,6 +119,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def commit_buckets(port: int) -> dict[float, float]:
+    """The server's histogram of its store's COMMIT times (its fsyncs), from /metrics: cumulative count by bound."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "points_store_commit_seconds_bucket"
+    }
+
+
+def commit_line(before: dict[float, float], after: dict[float, float]) -> str:
+    """How many commits the run made and how many were slow: a disk whose fsync stalls holds up every command
+    that waits for it, so a missed latency target with slow commits beside it is the disk's doing."""
+    count = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    total = count[float("inf")]
+    slow = {bound: total - count[bound] for bound in (0.02, 0.1, 0.5) if bound in count}
+    slowest = next((bound for bound in sorted(count) if count[bound] == total), float("inf"))
+    return (
+        f"  store commits (fsyncs) in the run, warm-up included: {total:,.0f}; over 20 ms {slow.get(0.02, 0):,.0f}, "
+        f"over 100 ms {slow.get(0.1, 0):,.0f}, over 500 ms {slow.get(0.5, 0):,.0f}; the slowest under {slowest:g} s"
+    )
 
 
 # -- 1. HTTP ------------------------------------------------------------------------------------------------------
@@ -274,6 +299,7 @@ def http_part(args: argparse.Namespace, directory: Path) -> None:
     with server(args, directory, port, secret) as process:
         for kind, rate in runs:
             threads, client_cpu = thread_cpu_seconds(process.pid), own_cpu_seconds()
+            commits = commit_buckets(port) if args.profile == "embedded" else None
             figures = asyncio.run(drive(kind, port, token, args, rate))
             elapsed = args.warmup + args.seconds
             client_cpu = own_cpu_seconds() - client_cpu
@@ -287,6 +313,8 @@ def http_part(args: argparse.Namespace, directory: Path) -> None:
                 f"a core (event loop thread {loop_cpu / elapsed:.0%}, other threads {sum(used.values()) / elapsed:.0%}"
                 f"), load generator {client_cpu / elapsed:.0%} of a core; load average {load_average()}"
             )
+            if commits is not None:
+                print(commit_line(commits, commit_buckets(port)))
             if rate:
                 served, p99 = len(figures.latencies) / figures.seconds, figures.percentile(0.99) * 1000
                 met = served >= 0.99 * rate and p99 < args.target_p99

@@ -1,4 +1,5 @@
-"""The HTTP service: GraphQL (and GraphiQL) at /graphql. ``uvicorn --factory app.entrypoints.server:create_app``."""
+"""The HTTP service: GraphQL (and GraphiQL) at /graphql, a health check at /health, Prometheus metrics at /metrics.
+``uvicorn --factory app.entrypoints.server:create_app``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -73,11 +75,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok" if graphql.services is not None else "starting"})
 
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     app = LedgerApp(
         graphql,
         routes=[
             Route("/", home),
             Route("/health", health),
+            Route("/metrics", metrics),
             Route("/graphql", graphql, methods=["GET", "POST"]),
         ],
         lifespan=lifespan,

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.client import ADMIN, Api
 
@@ -87,3 +88,26 @@ async def test_graphiql_is_served_to_a_browser(api: Api) -> None:
 async def test_a_query_over_get_is_refused(api: Api) -> None:
     response = await api.http.get("/graphql", params={"query": "{ __typename }"}, headers=HEADERS)
     assert response.status_code == 400
+
+
+def sample(text: str, name: str) -> float:
+    """One sample's value from Prometheus' text format."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and not found.labels:
+                return float(found.value)
+    raise AssertionError(f"no sample {name} in /metrics")
+
+
+async def test_metrics_count_the_store_commits_that_commands_wait_for(api: Api) -> None:
+    before = (await api.http.get("/metrics")).text
+    for n in range(3):
+        await api.grant(f"metrics-{n}", 10)
+
+    response = await api.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    committed = sample(response.text, "points_store_commit_seconds_count")
+    appended = sample(response.text, "points_store_batch_appends_sum")
+    assert committed >= sample(before, "points_store_commit_seconds_count") + 3  # one grant waits for one commit
+    assert appended == sample(before, "points_store_batch_appends_sum") + 3
