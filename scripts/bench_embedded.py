@@ -70,8 +70,16 @@ from app.domain.policy import PointPolicy  # noqa: E402
 from app.ports.event_store import Commit, IdempotencyRecord  # noqa: E402
 
 POLICY = PointPolicy()
-GRANT = "mutation($input: GrantPointsInput!) { grantPoints(input: $input) { __typename } }"
-USE = "mutation($input: UsePointsInput!) { usePoints(input: $input) { __typename } }"
+ERROR = "... on Error { code message }"
+GRANT = (
+    "mutation($input: GrantPointsInput!) { grantPoints(input: $input) { __typename "
+    f"... on Granted {{ grantId balance version }} {ERROR} }} }}"
+)
+USE = (
+    "mutation($input: UsePointsInput!) { usePoints(input: $input) { __typename "
+    f"... on PointsUsed {{ useId balance version allocations {{ grantId amount }} }} {ERROR} }} }}"
+)
+"""What an order system asks for: the ids it keeps, the new balance, and an error's code and message."""
 
 
 @dataclass

@@ -29,6 +29,7 @@ from app.graphql import errors as e
 from app.graphql import types as t
 from app.graphql.context import LedgerInfo
 from app.graphql.documents import PreparedDocuments
+from app.graphql.execution import LedgerExecutionContext
 from app.ports import read_models
 
 GrantPointsResult = Annotated[
@@ -418,6 +419,7 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     config=StrawberryConfig(name_converter=_NameConverter()),
+    execution_context_class=LedgerExecutionContext,
     extensions=[
         # factories, not instances: an extension keeps per-operation state, so each request gets its own
         PreparedDocuments,  # parsing and validation once per query text, with the depth, token and alias limits
