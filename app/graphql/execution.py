@@ -27,10 +27,10 @@ from typing import Any
 
 from graphql import (
     GraphQLField,
-    GraphQLResolveInfoHelpers,
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLResolveInfoHelpers,
     Undefined,
     get_nullable_type,
     is_leaf_type,
