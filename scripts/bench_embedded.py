@@ -129,28 +129,41 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def commit_buckets(port: int) -> dict[float, float]:
-    """The server's histogram of its store's COMMIT times (its fsyncs), from /metrics: cumulative count by bound."""
+STALLS = {
+    "points_store_commit_seconds_bucket": "store commits (fsyncs)",
+    "points_store_checkpoint_seconds_bucket": "checkpoints on the writer",
+}
+"""The server's histograms of the waits every command in flight shares (from /metrics), and what they are called."""
+
+Buckets = dict[str, dict[float, float]]
+
+
+def stall_buckets(port: int) -> Buckets:
+    """Per histogram of :data:`STALLS`: its cumulative count by upper bound (the writer's checkpoints only)."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    return {
-        float(sample.labels["le"]): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "points_store_commit_seconds_bucket"
-    }
+    found: Buckets = {name: {} for name in STALLS}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in found and sample.labels.get("thread", "writer") == "writer":
+                found[sample.name][float(sample.labels["le"])] = sample.value
+    return found
 
 
-def commit_line(before: dict[float, float], after: dict[float, float]) -> str:
-    """How many commits the run made and how many were slow: a disk whose fsync stalls holds up every command
-    that waits for it, so a missed latency target with slow commits beside it is the disk's doing."""
-    count = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
-    total = count[float("inf")]
-    slow = {bound: total - count[bound] for bound in (0.02, 0.1, 0.5) if bound in count}
-    slowest = next((bound for bound in sorted(count) if count[bound] == total), float("inf"))
-    return (
-        f"  store commits (fsyncs) in the run, warm-up included: {total:,.0f}; over 20 ms {slow.get(0.02, 0):,.0f}, "
-        f"over 100 ms {slow.get(0.1, 0):,.0f}, over 500 ms {slow.get(0.5, 0):,.0f}; the slowest under {slowest:g} s"
-    )
+def stall_lines(before: Buckets, after: Buckets) -> list[str]:
+    """How many commits and writer checkpoints the run made and how many were slow. A command is answered only
+    after its transaction's fsync, and the writer takes no batch while it checkpoints, so a missed latency target
+    with slow ones beside it is the disk's doing."""
+    lines = []
+    for name, label in STALLS.items():
+        count = {bound: total - before[name].get(bound, 0.0) for bound, total in after[name].items()}
+        total = count.get(float("inf"), 0.0)
+        slow = {bound: total - count[bound] for bound in (0.02, 0.1, 0.5) if bound in count}
+        slowest = next((bound for bound in sorted(count) if count[bound] == total), float("inf"))
+        lines.append(
+            f"  {label} in the run, warm-up included: {total:,.0f}; over 20 ms {slow.get(0.02, 0):,.0f}, over 100 ms "
+            f"{slow.get(0.1, 0):,.0f}, over 500 ms {slow.get(0.5, 0):,.0f}; the slowest under {slowest:g} s"
+        )
+    return lines
 
 
 # -- 1. HTTP ------------------------------------------------------------------------------------------------------
@@ -307,7 +320,7 @@ def http_part(args: argparse.Namespace, directory: Path) -> None:
     with server(args, directory, port, secret) as process:
         for kind, rate in runs:
             threads, client_cpu = thread_cpu_seconds(process.pid), own_cpu_seconds()
-            commits = commit_buckets(port) if args.profile == "embedded" else None
+            stalls = stall_buckets(port) if args.profile == "embedded" else None
             figures = asyncio.run(drive(kind, port, token, args, rate))
             elapsed = args.warmup + args.seconds
             client_cpu = own_cpu_seconds() - client_cpu
@@ -321,8 +334,8 @@ def http_part(args: argparse.Namespace, directory: Path) -> None:
                 f"a core (event loop thread {loop_cpu / elapsed:.0%}, other threads {sum(used.values()) / elapsed:.0%}"
                 f"), load generator {client_cpu / elapsed:.0%} of a core; load average {load_average()}"
             )
-            if commits is not None:
-                print(commit_line(commits, commit_buckets(port)))
+            if stalls is not None:
+                print(*stall_lines(stalls, stall_buckets(port)), sep="\n")
             if rate:
                 served, p99 = len(figures.latencies) / figures.seconds, figures.percentile(0.99) * 1000
                 met = served >= 0.99 * rate and p99 < args.target_p99

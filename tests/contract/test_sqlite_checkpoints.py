@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from prometheus_client import REGISTRY
 from pytest import MonkeyPatch
 
 from app.adapters.sql import event_store
@@ -17,6 +18,10 @@ def events_in_the_database_file(path: Path) -> int:
     """What the main file holds, the WAL left aside (``immutable``: SQLite reads the file as it is)."""
     with sqlite3.connect(f"file:{path}?immutable=1", uri=True) as connection:
         return int(connection.execute("SELECT count(*) FROM point_events").fetchone()[0])
+
+
+def writer_checkpoints() -> float:
+    return REGISTRY.get_sample_value("points_store_checkpoint_seconds_count", {"thread": "writer"}) or 0.0
 
 
 def file_size(path: Path) -> int:
@@ -44,6 +49,7 @@ async def test_the_wal_starts_over_while_appends_keep_coming(tmp_path: Path, mon
     """The writer is never idle here, so a checkpoint always ends while a batch is being written. The WAL must
     still start over from its first frame, rather than grow by every commit for as long as the load lasts."""
     monkeypatch.setattr(event_store, "CHECKPOINT_EVERY", 0.02)
+    finished_before = writer_checkpoints()
     path = tmp_path / "points.db"
     store = await SqlEventStore.open(str(path))
     try:
@@ -56,5 +62,6 @@ async def test_the_wal_starts_over_while_appends_keep_coming(tmp_path: Path, mon
         await asyncio.gather(*(keep_granting(w) for w in writers))
         wal, database = file_size(Path(f"{path}-wal")), file_size(path)
         assert wal < database / 2, f"the WAL grew to {wal:,} bytes beside a database file of {database:,}"
+        assert writer_checkpoints() > finished_before  # counted in /metrics
     finally:
         await store.close()
