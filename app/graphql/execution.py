@@ -53,13 +53,6 @@ _LEAVES: dict[int, tuple[GraphQLField, GraphQLLeafType | None, bool]] = {}
 id from being reused, its leaf type if it is a plain leaf, and whether it is non-null."""
 
 
-def _alive(executor: weakref.ref[LedgerExecutionContext]) -> LedgerExecutionContext:
-    found = executor()
-    if found is None:
-        raise RuntimeError("a resolver used the helpers of an execution that has ended")
-    return found
-
-
 def _leaf(field: GraphQLField) -> tuple[GraphQLField, GraphQLLeafType | None, bool]:
     found = _LEAVES.get(id(field))
     if found is None:
@@ -67,7 +60,16 @@ def _leaf(field: GraphQLField) -> tuple[GraphQLField, GraphQLLeafType | None, bo
     return found
 
 
+def _alive(executor: weakref.ref[LedgerExecutionContext]) -> LedgerExecutionContext:
+    found = executor()
+    if found is None:
+        raise RuntimeError("a resolver used the helpers of an execution that has ended")
+    return found
+
+
 class LedgerExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """The schema's execution context (see the module docstring), on the direct path and in Strawberry's view."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         executor = weakref.ref(self)
