@@ -61,7 +61,8 @@ async def test_the_wal_starts_over_while_appends_keep_coming(tmp_path: Path, mon
 
         await asyncio.gather(*(keep_granting(w) for w in writers))
         wal, database = file_size(Path(f"{path}-wal")), file_size(path)
-        assert wal < database / 2, f"the WAL grew to {wal:,} bytes beside a database file of {database:,}"
+        # about a third of the database file here; without starting over, some ten times the database file
+        assert wal < database, f"the WAL grew to {wal:,} bytes beside a database file of {database:,}"
         assert writer_checkpoints() > finished_before  # counted in /metrics
     finally:
         await store.close()
