@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
+from app.adapters.signals import WriteSignal
 from app.domain import codec
 from app.domain.account import lot_expiry_changes
 from app.domain.events import RecordedEvent
@@ -21,7 +21,7 @@ class InMemoryEventStore:
         self._schedule: dict[str, tuple[str, datetime]] = {}
         self._log: list[RecordedEvent] = []
         self._outbox: dict[int, OutboxMessage] = {}
-        self._written = asyncio.Event()
+        self._written = WriteSignal()
 
     async def load(self, user_id: str) -> Stream:
         events = self._streams.get(user_id, [])
@@ -88,9 +88,4 @@ class InMemoryEventStore:
             self._outbox.pop(position, None)
 
     async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._written.wait(), timeout)
-        except TimeoutError:
-            return
-        finally:
-            self._written.clear()
+        await self._written.wait(timeout)

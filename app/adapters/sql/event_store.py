@@ -37,6 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client import Histogram
 
+from app.adapters.signals import WriteSignal
 from app.adapters.sql.statements import SQLITE, ManyRows, Statement, Statements, sqlite_time
 from app.adapters.sql.tables import (
     AGGREGATE_TYPE,
@@ -294,7 +295,7 @@ class SqlEventStore:
         self._sql = Statements.for_dialect(SQLITE)
         self._many = ManyRows(SQLITE)
         self._jobs: queue.SimpleQueue[_Write | _Ack | object] = queue.SimpleQueue()
-        self._written = asyncio.Event()
+        self._written = WriteSignal()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: sqlite3.Connection | None = None
         self._writer: threading.Thread | None = None
@@ -389,12 +390,7 @@ class SqlEventStore:
         await done
 
     async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._written.wait(), timeout)
-        except TimeoutError:
-            return
-        finally:
-            self._written.clear()
+        await self._written.wait(timeout)
 
     # -- reading ---------------------------------------------------------------------------------------------
 
