@@ -216,23 +216,33 @@ class Projector:
 class OutboxRelay:
     """The embedded delivery: reads the outbox in order, hands each message to the projector, then deletes it.
 
-    The same projector code is fed by Kafka in the full stack; here no broker sits between them.
+    The same projector code is fed by Kafka in the full stack; here no broker sits between them. The relay reads
+    on from the last position it handled, so a message whose ack the store has not yet written is not read again.
     """
 
     def __init__(self, outbox: Outbox, projector: Projector, batch: int = 500) -> None:
         self._outbox = outbox
         self._projector = projector
         self._batch = batch
+        self._after = 0
 
     async def drain(self) -> int:
         """Project everything in the outbox now; returns how many messages were handled."""
         handled = 0
-        while messages := await self._outbox.fetch(self._batch):
-            for message in messages:
-                await self._projector.handle(message.payload)
-            await self._outbox.ack([m.position for m in messages])
-            handled += len(messages)
-        return handled
+        while True:
+            messages = await self._outbox.fetch(self._batch, self._after)
+            done: list[int] = []
+            try:
+                for message in messages:
+                    await self._projector.handle(message.payload)
+                    done.append(message.position)
+            finally:  # what was handled before a failure is acknowledged; the rest is read again
+                if done:
+                    self._after = done[-1]
+                    await self._outbox.ack(done)
+                    handled += len(done)
+            if len(messages) < self._batch:
+                return handled
 
     async def run(self, stop: asyncio.Event, poll_seconds: float = 0.5) -> None:
         while not stop.is_set():

@@ -86,9 +86,16 @@ class Outbox(Protocol):
     Delivery is at least once: a message is deleted only by ``ack``, after it was handled.
     """
 
-    async def fetch(self, limit: int) -> list[OutboxMessage]: ...
+    async def fetch(self, limit: int, after: int = 0) -> list[OutboxMessage]:
+        """The first ``limit`` messages not yet acknowledged whose position is past ``after``, in commit order: a
+        relay passes the last position it handled, so that it never reads a message twice while its ack is on
+        the way."""
+        ...
 
-    async def ack(self, positions: Sequence[int]) -> None: ...
+    async def ack(self, positions: Sequence[int]) -> None:
+        """Delete these messages. A fetch no longer returns them once this returns; the store may delete them
+        from its tables with its next write rather than at once, so after a crash they may be delivered again."""
+        ...
 
     async def wait(self, timeout: float) -> None:
         """Return when new rows may have been written, or after ``timeout`` seconds."""

@@ -293,6 +293,19 @@ async def test_acknowledged_messages_are_not_fetched_again(store: Store) -> None
     assert len((await store.load("u1")).events) == 5  # the events themselves stay
 
 
+async def test_a_fetch_after_a_position_reads_on_from_there(store: Store) -> None:
+    writer = Writer(store, "u1")
+    for _ in range(5):
+        await writer.grant(1)
+    messages = await store.fetch(100)
+
+    assert await store.fetch(100, after=messages[1].position) == messages[2:]
+    assert await store.fetch(2, after=messages[0].position) == messages[1:3]
+    assert await store.fetch(100, after=messages[-1].position) == []
+    await store.ack([messages[3].position])
+    assert await store.fetch(100, after=messages[1].position) == [messages[2], messages[4]]
+
+
 async def test_waiting_for_the_outbox_wakes_promptly_after_an_append(store: Store) -> None:
     writer = Writer(store, "u1")
     await store.wait(0)  # forget earlier writes

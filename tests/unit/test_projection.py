@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from app.adapters.inmemory.read_models import InMemoryBalanceView, InMemoryHistoryIndex
-from app.application.projection import Projector, rebuild_read_models
-from app.domain.events import Source
+from app.application.projection import OutboxRelay, Projector, rebuild_read_models
+from app.domain.events import RecordedEvent, Source
 from app.ports.read_models import EntryFilter, ProjectionGapError
 from tests.ledger import Ledger
 from tests.unit.support import Driver
@@ -108,3 +108,37 @@ async def test_the_in_memory_views_keep_nothing_that_the_garbage_collector_has_t
     rows = [*ledger.history._entries.values(), *(r for lots in ledger.balances._lots.values() for r in lots.values())]
     assert len(rows) > 10
     assert not any(gc.is_tracked(row) for row in rows)
+
+
+class FailingOnce(Projector):
+    """Fails on the message of one version, the first time only."""
+
+    def __init__(self, inner: Projector, user_id: str, version: int) -> None:
+        self.inner = inner
+        self.fail_at: tuple[str, int] | None = (user_id, version)
+        self.seen: list[tuple[str, int]] = []
+
+    async def project(self, recorded: RecordedEvent) -> None:
+        if (recorded.user_id, recorded.version) == self.fail_at:
+            self.fail_at = None
+            raise RuntimeError("broken once")
+        self.seen.append((recorded.user_id, recorded.version))
+        await self.inner.project(recorded)
+
+
+async def test_the_relay_acks_what_it_handled_before_a_failure_and_reads_the_rest_again(ledger: Ledger) -> None:
+    u1 = Driver(ledger, "u1")
+    for amount in (10, 20, 30, 40):
+        await u1.grant(amount)
+    views = InMemoryBalanceView(), InMemoryHistoryIndex()
+    projector = FailingOnce(Projector(*views), "u1", 3)
+    relay = OutboxRelay(ledger.store, projector)
+
+    with pytest.raises(RuntimeError, match="broken once"):
+        await relay.drain()
+    assert [m.version for m in await ledger.store.fetch(100)] == [3, 4]  # 1 and 2 were acknowledged
+
+    assert await relay.drain() == 2
+    assert projector.seen == [("u1", 1), ("u1", 2), ("u1", 3), ("u1", 4)]
+    assert await ledger.store.fetch(100) == []
+    assert await views[0].version("u1") == 4

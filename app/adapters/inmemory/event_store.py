@@ -80,8 +80,8 @@ class InMemoryEventStore:
     async def read_all(self, after: int, limit: int) -> list[tuple[int, RecordedEvent]]:
         return [(after + i + 1, r) for i, r in enumerate(self._log[after : after + limit])]
 
-    async def fetch(self, limit: int) -> list[OutboxMessage]:
-        return [self._outbox[p] for p in sorted(self._outbox)[:limit]]
+    async def fetch(self, limit: int, after: int = 0) -> list[OutboxMessage]:
+        return [self._outbox[p] for p in sorted(self._outbox) if p > after][:limit]
 
     async def ack(self, positions: Sequence[int]) -> None:
         for position in positions:

@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_EVERY = 0.5
 """Seconds between WAL checkpoints while appends come in."""
 
+ACK_DELAY = 0.2
+"""Seconds an outbox ack may wait for an append's transaction to ride with before the writer writes it alone."""
+
 COMMIT_SECONDS = Histogram(
     "points_store_commit_seconds",
     "How long the COMMIT of one write transaction took: with synchronous=FULL, mostly the WAL's fsync, which every "
@@ -101,12 +104,6 @@ class CommitRows:
 @dataclass
 class _Write:
     rows: CommitRows
-    done: asyncio.Future[None]
-
-
-@dataclass
-class _Ack:
-    positions: list[dict[str, Any]]
     done: asyncio.Future[None]
 
 
@@ -210,9 +207,9 @@ def delete_rows(
 
 
 def write_together(
-    connection: sqlite3.Connection, many: ManyRows, commits: Sequence[CommitRows | None]
+    connection: sqlite3.Connection, many: ManyRows, commits: Sequence[CommitRows]
 ) -> list[ConcurrencyError | None] | None:
-    """The appends of a group commit (None stands for an outbox ack), with one statement per table for them all,
+    """The appends of a group commit, with one statement per table for them all,
     inside the caller's transaction: the SQLite driver lets go of the GIL for every statement and must win it back
     from the event loop, so a statement per row made the writer wait for the loop's turn hundreds of times a batch.
 
@@ -220,23 +217,19 @@ def write_together(
     batch when a row broke a constraint (an idempotency key taken, say) or an expiry is both set and cleared in it,
     and the caller must roll back and write the commits one by one (:func:`write_commit`).
     """
-    writes = [rows for rows in commits if rows is not None]
-    users = [{"user_id": user} for user in dict.fromkeys(rows.user_id for rows in writes)]
+    users = [{"user_id": user} for user in dict.fromkeys(rows.user_id for rows in commits)]
     at: dict[str, int] = {}
     for chunk in _chunks(users):
         at.update(connection.execute(many.versions(len(chunk)), many.params(chunk)).fetchall())
     outcomes: list[ConcurrencyError | None] = []
     accepted: list[CommitRows] = []
     for rows in commits:
-        if rows is not None:
-            version = at.get(rows.user_id, 0)
-            if version != rows.expected_version:
-                outcomes.append(
-                    ConcurrencyError(f"{rows.user_id} is at version {version}, not {rows.expected_version}")
-                )
-                continue
-            at[rows.user_id] = version + len(rows.events)
-            accepted.append(rows)
+        version = at.get(rows.user_id, 0)
+        if version != rows.expected_version:
+            outcomes.append(ConcurrencyError(f"{rows.user_id} is at version {version}, not {rows.expected_version}"))
+            continue
+        at[rows.user_id] = version + len(rows.events)
+        accepted.append(rows)
         outcomes.append(None)
     scheduled = {row["grant_id"] for rows in accepted for row in rows.expiries}
     unscheduled = [row for rows in accepted for row in rows.unscheduled]
@@ -294,7 +287,10 @@ class SqlEventStore:
         self._max_batch = max_batch
         self._sql = Statements.for_dialect(SQLITE)
         self._many = ManyRows(SQLITE)
-        self._jobs: queue.SimpleQueue[_Write | _Ack | object] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
+        self._acks: list[int] = []  # acknowledged outbox positions the writer has yet to delete
+        self._acks_lock = threading.Lock()
+        self._acked: set[int] = set()  # the same, on the loop's side, until their deletion is committed
         self._written = WriteSignal()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: sqlite3.Connection | None = None
@@ -374,20 +370,28 @@ class SqlEventStore:
 
     # -- Outbox ----------------------------------------------------------------------------------------------
 
-    async def fetch(self, limit: int) -> list[OutboxMessage]:
+    async def fetch(self, limit: int, after: int = 0) -> list[OutboxMessage]:
+        acked = self._acked
         return [
             OutboxMessage(position, event_id, user_id, type_name, version, payload.encode())
             for position, event_id, user_id, type_name, version, payload in self._all(
-                self._sql.select_outbox, limit=limit
+                self._sql.select_outbox, after=after, limit=limit
             )
+            if position not in acked
         ]
 
     async def ack(self, positions: Sequence[int]) -> None:
+        """Hands the positions to the writer, which deletes them in its next transaction: with the next appends,
+        or alone after :data:`ACK_DELAY`. An ack of its own would cost a transaction and a wake-up of the loop
+        per relayed batch, which at a steady 1,000 commands/s is one more fsync for nearly every command."""
         if not positions:
             return
-        done = self._running_loop().create_future()
-        self._submit(_Ack([{"position": p} for p in positions], done))
-        await done
+        self._running_loop()
+        if self._closed:
+            raise StorageError("the event store is closed")
+        self._acked.update(positions)
+        with self._acks_lock:
+            self._acks.extend(positions)
 
     async def wait(self, timeout: float) -> None:
         await self._written.wait(timeout)
@@ -420,7 +424,7 @@ class SqlEventStore:
             raise RuntimeError("the event store is used from another event loop than the one that opened it")
         return loop
 
-    def _submit(self, job: _Write | _Ack) -> None:
+    def _submit(self, job: _Write) -> None:
         if self._closed:
             raise StorageError("the event store is closed")
         self._jobs.put(job)
@@ -429,33 +433,48 @@ class SqlEventStore:
         try:
             stopping = False
             while not stopping:
-                jobs: list[_Write | _Ack] = []
-                item = self._jobs.get()
-                while True:
-                    if item is _STOP:
-                        stopping = True
-                    elif isinstance(item, _Write | _Ack):
-                        jobs.append(item)
-                    if len(jobs) >= self._max_batch:
-                        break
+                jobs, stopping = self._take_jobs()
+                with self._acks_lock:
+                    acks, self._acks = self._acks, []
+                if jobs or acks:
                     try:
-                        item = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                if jobs:
-                    try:
-                        outcomes = self._write_batch(connection, jobs)
+                        outcomes = self._write_batch(connection, jobs, acks)
                     except Exception as error:  # a bug here must fail these appends, not hang them forever
                         log.exception("event store writer failed")
-                        outcomes = [StorageError(f"writing to the event store failed: {error!r}") for _ in jobs]
+                        outcomes = StorageError(f"writing to the event store failed: {error!r}")
+                    if isinstance(outcomes, StorageError):  # nothing was written; the acks go with the next try
+                        with self._acks_lock:
+                            self._acks[:0] = acks
+                        acks, outcomes = [], [outcomes for _ in jobs]
                     self._unchecked = True
                     assert self._loop is not None
-                    self._loop.call_soon_threadsafe(self._settle, jobs, outcomes)
+                    self._loop.call_soon_threadsafe(self._settle, jobs, outcomes, acks)
                 if self._restart_wal:
                     self._restart_wal = False
                     self._finish_checkpoint(connection)
         finally:
             connection.close()
+
+    def _take_jobs(self) -> tuple[list[_Write], bool]:
+        """The appends waiting, up to ``max_batch``, and whether the store is closing. Waits for the first one at
+        most :data:`ACK_DELAY`, so that acks which no append comes to carry are written all the same."""
+        jobs: list[_Write] = []
+        try:
+            item = self._jobs.get(timeout=ACK_DELAY)
+        except queue.Empty:
+            return jobs, False
+        stopping = False
+        while True:
+            if item is _STOP:
+                stopping = True
+            elif isinstance(item, _Write):
+                jobs.append(item)
+            if len(jobs) >= self._max_batch:
+                return jobs, stopping
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                return jobs, stopping
 
     def _checkpoint_loop(self, connection: sqlite3.Connection) -> None:
         """Copies the WAL into the database file every :data:`CHECKPOINT_EVERY` seconds after writes, on its own
@@ -489,24 +508,26 @@ class SqlEventStore:
         except sqlite3.Error:
             log.warning("WAL checkpoint failed; the next one will try again", exc_info=True)
 
-    def _write_batch(self, connection: sqlite3.Connection, jobs: list[_Write | _Ack]) -> list[Exception | None]:
-        """One transaction for all ``jobs``; returns, per job, None or the error its caller gets. The appends go
-        in together (:func:`write_together`), or, when one of them breaks a constraint, one by one, each in its
-        own SAVEPOINT so that it fails alone."""
-        commits = [job.rows if isinstance(job, _Write) else None for job in jobs]
-        if appends := sum(rows is not None for rows in commits):
-            BATCH_APPENDS.observe(appends)
-        acks = [position for job in jobs if isinstance(job, _Ack) for position in job.positions]
+    def _write_batch(
+        self, connection: sqlite3.Connection, jobs: list[_Write], acks: list[int]
+    ) -> list[Exception | None] | StorageError:
+        """One transaction for all ``jobs`` and the deletion of the ``acks``' outbox rows; returns, per job, None
+        or the error its caller gets, or the error that stopped the whole transaction. The appends go in together
+        (:func:`write_together`), or, when one of them breaks a constraint, one by one, each in its own SAVEPOINT
+        so that it fails alone."""
+        commits = [job.rows for job in jobs]
+        if commits:
+            BATCH_APPENDS.observe(len(commits))
         try:
             connection.execute("BEGIN IMMEDIATE")
             together = write_together(connection, self._many, commits)
             if together is None:
                 connection.execute("ROLLBACK")
                 connection.execute("BEGIN IMMEDIATE")
-                outcomes = [self._write_alone(connection, self._sql, rows) if rows else None for rows in commits]
+                outcomes = [self._write_alone(connection, self._sql, rows) for rows in commits]
             else:
                 outcomes = list(together)
-            delete_rows(connection, self._many, point_event_outbox, "position", acks)
+            delete_rows(connection, self._many, point_event_outbox, "position", [{"position": p} for p in acks])
             with COMMIT_SECONDS.time():
                 connection.execute("COMMIT")
         except sqlite3.Error as error:
@@ -514,7 +535,7 @@ class SqlEventStore:
             if connection.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
-            return [StorageError(f"writing to the event store failed: {error}") for _ in jobs]
+            return StorageError(f"writing to the event store failed: {error}")
         return outcomes
 
     @staticmethod
@@ -529,7 +550,8 @@ class SqlEventStore:
         connection.execute("RELEASE command")
         return outcome
 
-    def _settle(self, jobs: list[_Write | _Ack], outcomes: list[Exception | None]) -> None:
+    def _settle(self, jobs: list[_Write], outcomes: list[Exception | None], acks: list[int]) -> None:
+        self._acked.difference_update(acks)
         for job, outcome in zip(jobs, outcomes, strict=True):
             if job.done.done():  # the caller was cancelled; what it asked for was written (or refused) anyway
                 continue
@@ -537,5 +559,5 @@ class SqlEventStore:
                 job.done.set_result(None)
             else:
                 job.done.set_exception(outcome)
-        if any(outcome is None and isinstance(job, _Write) for job, outcome in zip(jobs, outcomes, strict=True)):
+        if any(outcome is None for outcome in outcomes):
             self._written.set()

@@ -189,6 +189,7 @@ class Statements:
             select_outbox=c(
                 sa.select(outbox.c.position, outbox.c.id, outbox.c.aggregateid, outbox.c.type)
                 .add_columns(outbox.c.version, outbox.c.payload)
+                .where(outbox.c.position > sa.bindparam("after"))
                 .order_by(outbox.c.position)
                 .limit(sa.bindparam("limit"))
             ),
