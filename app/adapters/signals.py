@@ -16,7 +16,8 @@ class WriteSignal:
 
     async def wait(self, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for, which makes a task of every wait
+                await self._event.wait()
         except TimeoutError:
             return
         finally:

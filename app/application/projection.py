@@ -244,11 +244,16 @@ class OutboxRelay:
             if len(messages) < self._batch:
                 return handled
 
-    async def run(self, stop: asyncio.Event, poll_seconds: float = 0.5) -> None:
+    async def run(self, stop: asyncio.Event, poll_seconds: float = 0.5, gather_seconds: float = 0.005) -> None:
+        """Drains the outbox whenever the store says it wrote, or every ``poll_seconds``. After a wake it lets
+        ``gather_seconds`` pass first, so that the commits of those milliseconds are read and acknowledged in one
+        go: at a steady 1,000 commands/s nearly every commit holds one command, and a read of the outbox per
+        commit cost the event loop more than projecting the events themselves."""
         while not stop.is_set():
             try:
                 if await self.drain() == 0:
                     await self._outbox.wait(poll_seconds)
+                    await asyncio.sleep(gather_seconds)
             except Exception:  # a broken message must not stop the relay for everyone; it is retried
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(poll_seconds)

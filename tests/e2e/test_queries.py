@@ -11,7 +11,9 @@ from tests.e2e.client import ADMIN, SERVICE, Api, day, eventually, key, kinds
 async def test_history_pages_run_newest_first_without_gaps_or_repeats(api: Api) -> None:
     for amount in range(1, 26):
         await api.grant("u1", amount, "PROMOTION", SERVICE)
-    await eventually(lambda: api.history("u1", first=1), lambda h: h["edges"][0]["node"]["version"] == 25)
+    await eventually(
+        lambda: api.history("u1", first=1), lambda h: bool(h["edges"]) and h["edges"][0]["node"]["version"] == 25
+    )
 
     seen: list[int] = []
     after = None

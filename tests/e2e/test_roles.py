@@ -112,7 +112,8 @@ async def ledger_state(api: Api) -> tuple[Any, ...]:
     read once the read models have caught up with the write model (every event of u1 here makes an entry)."""
     account = await api.ok("account", ADMIN, userId="u1")
     await eventually(
-        lambda: api.history("u1", first=1), lambda h: h["edges"][0]["node"]["version"] == account["version"]
+        lambda: api.history("u1", first=1),
+        lambda h: bool(h["edges"]) and h["edges"][0]["node"]["version"] == account["version"],
     )
     entries = await api.ok("searchEntries", ADMIN, first=100)
     return account, [edge["node"]["id"] for edge in entries["edges"]]

@@ -293,6 +293,7 @@ class SqlEventStore:
         self._acked: set[int] = set()  # the same, on the loop's side, until their deletion is committed
         self._written = WriteSignal()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._reader: sqlite3.Connection | None = None
         self._writer: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
@@ -306,6 +307,7 @@ class SqlEventStore:
         store = cls(path, max_batch)
         await asyncio.to_thread(create_schema, path)
         store._loop = asyncio.get_running_loop()
+        store._loop_thread = threading.get_ident()
         store._reader = sqlite_connect(path)
         writer = sqlite_connect(path)
         writer.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job, off the commit path
@@ -349,7 +351,7 @@ class SqlEventStore:
         ]
 
     async def append(self, commit: Commit) -> None:
-        done = self._running_loop().create_future()
+        done = self._on_the_loop().create_future()
         self._submit(_Write(commit_rows(commit), done))
         await done
 
@@ -386,7 +388,7 @@ class SqlEventStore:
         per relayed batch, which at a steady 1,000 commands/s is one more fsync for nearly every command."""
         if not positions:
             return
-        self._running_loop()
+        self._on_the_loop()
         if self._closed:
             raise StorageError("the event store is closed")
         self._acked.update(positions)
@@ -418,11 +420,12 @@ class SqlEventStore:
 
     # -- writing ---------------------------------------------------------------------------------------------
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            raise RuntimeError("the event store is used from another event loop than the one that opened it")
-        return loop
+    def _on_the_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop that opened the store, if this is its thread. (Not ``asyncio.get_running_loop()``: on Python
+        3.11 it makes a ``getpid`` system call, which came to 1.4% of the event loop's time at 1,000 commands/s.)"""
+        if self._loop is None or threading.get_ident() != self._loop_thread:
+            raise RuntimeError("the event store is used from another thread than the event loop that opened it")
+        return self._loop
 
     def _submit(self, job: _Write) -> None:
         if self._closed:
