@@ -14,9 +14,9 @@ Four parts, each on a fresh SQLite file in a temporary directory (WAL, synchrono
    of a few lines (raw HTTP/1.1 on loopback), because it shares the 2 cores with the server: httpx spends about as
    much CPU per request as the server does (``--client httpx`` or ``both`` to see it).
 2. The same commands on the use cases in this process, without HTTP and GraphQL.
-3. Bare SQL: the statements the store runs for those commands (version check, point_events, point_event_outbox,
-   point_idempotency, point_lot_expiries: ``write_together``, as the store runs them), straight on sqlite3, one
-   transaction (one fsync) per command; then 32 commands per transaction, as group commit does. The distance to
+3. Bare SQL: the statement the store runs for those commands (its ``point_batch`` insert, whose triggers check the
+   version and write point_events, point_event_outbox, point_idempotency, point_lot_expiries), straight on sqlite3,
+   one transaction (one fsync) per command; then 32 commands per transaction, as group commit does. The distance to
    parts 1 and 2 is the Python cost.
 4. Loading accounts through the command runner: a fresh one, 199 events (the longest tail before a snapshot),
    1,199 and 100,000 events with the runner's snapshots, and 100,000 events without any snapshot.
@@ -61,9 +61,8 @@ from app.adapters.sql.event_store import (  # noqa: E402
     commit_rows,
     create_schema,
     sqlite_connect,
-    write_together,
 )
-from app.adapters.sql.statements import SQLITE, ManyRows  # noqa: E402
+from app.adapters.sql.sqlite_batch import BatchWriter  # noqa: E402
 from app.domain.account import Account  # noqa: E402
 from app.domain.events import DomainEvent, RecordedEvent, Source  # noqa: E402
 from app.domain.policy import PointPolicy  # noqa: E402
@@ -429,7 +428,7 @@ def bare_sql(path: Path, seconds: float, batch: int) -> Figures:
     """The store's statements for a 1:2 mix of grants and uses, ``batch`` commands per transaction."""
     create_schema(str(path))
     connection = sqlite_connect(str(path))
-    many = ManyRows(SQLITE)
+    writer = BatchWriter(connection)
     grant, use = command_rows(datetime.now(UTC))
     figures = Figures()
     versions: dict[str, int] = {}
@@ -438,8 +437,7 @@ def bare_sql(path: Path, seconds: float, batch: int) -> Figures:
     counter = itertools.count()
     while time.perf_counter() < stop:
         began = time.perf_counter()
-        connection.execute("BEGIN IMMEDIATE")
-        commits: list[CommitRows | None] = []
+        commits: list[CommitRows] = []
         for _ in range(batch):
             i = next(counter)
             user = f"u{i % 2000}"
@@ -459,10 +457,10 @@ def bare_sql(path: Path, seconds: float, batch: int) -> Figures:
                 )
             )
             versions[user] = version
-        outcomes = write_together(connection, many, commits)
-        if outcomes is None or any(outcomes):
-            raise SystemExit(f"bare SQL: the store refused a command: {outcomes}")
-        connection.execute("COMMIT")
+        try:
+            writer.write(commits, [])
+        except sqlite3.IntegrityError as error:
+            raise SystemExit(f"bare SQL: the store refused a command: {error}") from None
         took = time.perf_counter() - began
         figures.latencies.extend([took] * batch)  # every command of a batch waits for its commit
     figures.seconds = time.perf_counter() - started

@@ -1,15 +1,14 @@
 """The embedded write model: SQLite (WAL, synchronous=FULL) with group commit.
 
-One writer thread owns the only writing connection. Appends queue up while it is busy; it takes all that are
-waiting (appends for many accounts, outbox acks) and writes them in one transaction: the version check for all
-their accounts in one statement, then one multi-row statement per table (:func:`write_together`); an append whose
-account has moved on is left out and fails alone. When a row breaks a constraint (an idempotency key taken), the
-batch is rolled back and written again one append at a time, each in its own SAVEPOINT, so that only that append
-fails. A caller's ``append`` returns when the transaction that holds it has committed, which with
-``synchronous=FULL`` means its WAL frames are on disk. One fsync thus carries as many commands as arrived during the
-previous one. A checkpointer thread copies the WAL into the database file twice a second, so that no commit waits
-for a checkpoint; the writer then copies the few frames committed meanwhile, between two batches, so that its next
-transaction starts the WAL over and commits keep rewriting the same blocks of the file.
+One writer thread owns the only writing connection. Appends queue up while it is busy; it takes all that are waiting
+(appends for many accounts, and the outbox acks the relay left) and writes them in one transaction, in one statement
+(:mod:`app.adapters.sql.sqlite_batch`). When an append was refused there (its account has moved on, its idempotency
+key is taken), nothing of the batch was written, and it is written again one append at a time, each in its own
+SAVEPOINT, so that only that append fails. A caller's ``append`` returns when the transaction that holds it has
+committed, which with ``synchronous=FULL`` means its WAL frames are on disk. One fsync thus carries as many commands
+as arrived during the previous one. A checkpointer thread copies the WAL into the database file twice a second, so
+that no commit waits for a checkpoint; the writer then copies the few frames committed meanwhile, between two
+batches, so that its next transaction starts the WAL over and commits keep rewriting the same blocks of the file.
 
 Reads run on the event loop's own connection: with WAL they never wait for the writer, and a short indexed read
 costs less than a hop to a thread and back.
@@ -38,15 +37,12 @@ import sqlalchemy as sa
 from prometheus_client import Histogram
 
 from app.adapters.signals import WriteSignal
+from app.adapters.sql.sqlite_batch import BatchWriter
 from app.adapters.sql.statements import SQLITE, ManyRows, Statement, Statements, sqlite_time
 from app.adapters.sql.tables import (
     AGGREGATE_TYPE,
     metadata,
     point_event_outbox,
-    point_events,
-    point_idempotency,
-    point_lot_expiries,
-    point_snapshots,
 )
 from app.domain import codec
 from app.domain.account import lot_expiry_changes
@@ -65,8 +61,8 @@ ACK_DELAY = 0.2
 
 COMMIT_SECONDS = Histogram(
     "points_store_commit_seconds",
-    "How long the COMMIT of one write transaction took: with synchronous=FULL, mostly the WAL's fsync, which every "
-    "append in the transaction waits for.",
+    "How long one write transaction took, from its first statement to its COMMIT: with synchronous=FULL mostly the "
+    "WAL's fsync, which every append in the transaction waits for.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 CHECKPOINT_SECONDS = Histogram(
@@ -204,53 +200,6 @@ def delete_rows(
     """Deletes the rows of ``table`` whose ``column`` is one of the ``rows``' values, a statement per chunk."""
     for chunk in _chunks(rows):
         connection.execute(many.delete(table, column, len(chunk)), many.params(chunk))
-
-
-def write_together(
-    connection: sqlite3.Connection, many: ManyRows, commits: Sequence[CommitRows]
-) -> list[ConcurrencyError | None] | None:
-    """The appends of a group commit, with one statement per table for them all,
-    inside the caller's transaction: the SQLite driver lets go of the GIL for every statement and must win it back
-    from the event loop, so a statement per row made the writer wait for the loop's turn hundreds of times a batch.
-
-    Returns, per commit, None or its :class:`ConcurrencyError` (its account has moved on); or None for the whole
-    batch when a row broke a constraint (an idempotency key taken, say) or an expiry is both set and cleared in it,
-    and the caller must roll back and write the commits one by one (:func:`write_commit`).
-    """
-    users = [{"user_id": user} for user in dict.fromkeys(rows.user_id for rows in commits)]
-    at: dict[str, int] = {}
-    for chunk in _chunks(users):
-        at.update(connection.execute(many.versions(len(chunk)), many.params(chunk)).fetchall())
-    outcomes: list[ConcurrencyError | None] = []
-    accepted: list[CommitRows] = []
-    for rows in commits:
-        version = at.get(rows.user_id, 0)
-        if version != rows.expected_version:
-            outcomes.append(ConcurrencyError(f"{rows.user_id} is at version {version}, not {rows.expected_version}"))
-            continue
-        at[rows.user_id] = version + len(rows.events)
-        accepted.append(rows)
-        outcomes.append(None)
-    scheduled = {row["grant_id"] for rows in accepted for row in rows.expiries}
-    unscheduled = [row for rows in accepted for row in rows.unscheduled]
-    if any(row["grant_id"] in scheduled for row in unscheduled):
-        return None
-
-    def insert(table: sa.Table, rows: list[dict[str, Any]], keys: list[str] | None = None) -> None:
-        for chunk in _chunks(rows):
-            text = many.insert(table, len(chunk)) if keys is None else many.upsert(table, keys, len(chunk))
-            connection.execute(text, many.params(chunk))
-
-    try:
-        insert(point_events, [row for rows in accepted for row in rows.events])
-        insert(point_event_outbox, [row for rows in accepted for row in rows.outbox])
-        insert(point_idempotency, [rows.idempotency for rows in accepted if rows.idempotency is not None])
-        insert(point_snapshots, [rows.snapshot for rows in accepted if rows.snapshot is not None], ["user_id"])
-        insert(point_lot_expiries, [row for rows in accepted for row in rows.expiries], ["grant_id"])
-        delete_rows(connection, many, point_lot_expiries, "grant_id", unscheduled)
-    except sqlite3.IntegrityError:
-        return None
-    return outcomes
 
 
 def _decode(type_name: str, payload: str) -> Any:
@@ -434,6 +383,7 @@ class SqlEventStore:
 
     def _write_loop(self, connection: sqlite3.Connection) -> None:
         try:
+            batch = BatchWriter(connection)
             stopping = False
             while not stopping:
                 jobs, stopping = self._take_jobs()
@@ -441,7 +391,7 @@ class SqlEventStore:
                     acks, self._acks = self._acks, []
                 if jobs or acks:
                     try:
-                        outcomes = self._write_batch(connection, jobs, acks)
+                        outcomes = self._write_batch(batch, connection, jobs, acks)
                     except Exception as error:  # a bug here must fail these appends, not hang them forever
                         log.exception("event store writer failed")
                         outcomes = StorageError(f"writing to the event store failed: {error!r}")
@@ -512,24 +462,24 @@ class SqlEventStore:
             log.warning("WAL checkpoint failed; the next one will try again", exc_info=True)
 
     def _write_batch(
-        self, connection: sqlite3.Connection, jobs: list[_Write], acks: list[int]
+        self, batch: BatchWriter, connection: sqlite3.Connection, jobs: list[_Write], acks: list[int]
     ) -> list[Exception | None] | StorageError:
         """One transaction for all ``jobs`` and the deletion of the ``acks``' outbox rows; returns, per job, None
         or the error its caller gets, or the error that stopped the whole transaction. The appends go in together
-        (:func:`write_together`), or, when one of them breaks a constraint, one by one, each in its own SAVEPOINT
-        so that it fails alone."""
+        (:class:`BatchWriter`: one statement), or, when one of them was refused (its account has moved on or its
+        key is taken), one by one, each in its own SAVEPOINT so that it fails alone."""
         commits = [job.rows for job in jobs]
         if commits:
             BATCH_APPENDS.observe(len(commits))
         try:
+            try:
+                with COMMIT_SECONDS.time():
+                    batch.write(commits, acks)
+                return [None for _ in jobs]
+            except sqlite3.IntegrityError:
+                pass  # nothing was written; find out which append it was
             connection.execute("BEGIN IMMEDIATE")
-            together = write_together(connection, self._many, commits)
-            if together is None:
-                connection.execute("ROLLBACK")
-                connection.execute("BEGIN IMMEDIATE")
-                outcomes = [self._write_alone(connection, self._sql, rows) for rows in commits]
-            else:
-                outcomes = list(together)
+            outcomes = [self._write_alone(connection, self._sql, rows) for rows in commits]
             delete_rows(connection, self._many, point_event_outbox, "position", [{"position": p} for p in acks])
             with COMMIT_SECONDS.time():
                 connection.execute("COMMIT")
