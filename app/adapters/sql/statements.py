@@ -61,10 +61,11 @@ def _upsert(
 
 
 class ManyRows:
-    """Statements that write (or check) many rows at once: one statement for the rows of a whole group commit,
-    where the single-row statements would take one driver call per row. The parameters of row ``i`` are named
-    ``{column}_{i}`` (:meth:`params`); each text is compiled on first use for its number of rows, and a caller
-    splits longer lists into :attr:`CHUNK` rows at most (drivers cap the parameters of one statement)."""
+    """Statements on many rows at once, where the single-row statements would take one driver call per row. The
+    parameters of row ``i`` are named ``{column}_{i}`` (:meth:`params`); each text is compiled on first use for its
+    number of rows, and a caller splits longer lists into :attr:`CHUNK` rows at most (drivers cap the parameters of
+    one statement). The SQLite store's group commit itself is one statement of its own
+    (:mod:`app.adapters.sql.sqlite_batch`)."""
 
     CHUNK = 200
 
@@ -83,15 +84,6 @@ class ManyRows:
             text = self._texts[key] = str(build().compile(dialect=self._dialect))
         return text
 
-    def _rows(self, table: sa.Table, count: int) -> list[dict[str, Any]]:
-        return [_binds(table, "position", suffix=f"_{i}") for i in range(count)]
-
-    def insert(self, table: sa.Table, count: int) -> str:
-        return self._text("insert", table, count, lambda: table.insert().values(self._rows(table, count)))
-
-    def upsert(self, table: sa.Table, keys: list[str], count: int) -> str:
-        return self._text("upsert", table, count, lambda: _upsert(table, keys, self._dialect, self._rows(table, count)))
-
     def delete(self, table: sa.Table, column: str, count: int) -> str:
         """``DELETE ... WHERE column IN (...)``: parameters ``{column}_{i}``."""
         return self._text(
@@ -99,20 +91,6 @@ class ManyRows:
             table,
             count,
             lambda: table.delete().where(table.c[column].in_([sa.bindparam(f"{column}_{i}") for i in range(count)])),
-        )
-
-    def versions(self, count: int) -> str:
-        """Each account's highest version, for the accounts ``user_id_{i}``: rows of (user_id, version)."""
-        events = point_events
-        return self._text(
-            "versions",
-            events,
-            count,
-            lambda: (
-                sa.select(events.c.user_id, sa.func.max(events.c.version))
-                .where(events.c.user_id.in_([sa.bindparam(f"user_id_{i}") for i in range(count)]))
-                .group_by(events.c.user_id)
-            ),
         )
 
 
