@@ -260,7 +260,10 @@ class SqlEventStore:
         store._reader = sqlite_connect(path)
         writer = sqlite_connect(path)
         writer.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job, off the commit path
-        store._writer = threading.Thread(target=store._write_loop, args=(writer,), name="sqlite-writer", daemon=True)
+        batch = BatchWriter(writer)
+        store._writer = threading.Thread(
+            target=store._write_loop, args=(batch, writer), name="sqlite-writer", daemon=True
+        )
         store._writer.start()
         store._checkpointer = threading.Thread(
             target=store._checkpoint_loop, args=(sqlite_connect(path),), name="sqlite-checkpointer", daemon=True
@@ -381,9 +384,8 @@ class SqlEventStore:
             raise StorageError("the event store is closed")
         self._jobs.put(job)
 
-    def _write_loop(self, connection: sqlite3.Connection) -> None:
+    def _write_loop(self, batch: BatchWriter, connection: sqlite3.Connection) -> None:
         try:
-            batch = BatchWriter(connection)
             stopping = False
             while not stopping:
                 jobs, stopping = self._take_jobs()
