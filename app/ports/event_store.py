@@ -89,7 +89,7 @@ class Outbox(Protocol):
     async def fetch(self, limit: int, after: int = 0) -> list[OutboxMessage]:
         """The first ``limit`` messages not yet acknowledged whose position is past ``after``, in commit order: a
         relay passes the last position it handled, so that it never reads a message twice while its ack is on
-        the way."""
+        the way. Positions grow in commit order (one writer at a time), so none can appear behind ``after``."""
         ...
 
     async def ack(self, positions: Sequence[int]) -> None:
