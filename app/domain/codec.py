@@ -82,8 +82,9 @@ def event_from_data(type_name: str, data: dict[str, Any]) -> DomainEvent:
     return event
 
 
-def encode_message(recorded: RecordedEvent) -> bytes:
-    """The event exactly as it travels: outbox payload, Kafka value, relay input."""
+def encode_message(recorded: RecordedEvent, data: bytes | None = None) -> bytes:
+    """The event exactly as it travels: outbox payload, Kafka value, relay input. ``data``, when given, is the
+    event's :func:`dumps` already made, which the message then holds as it is instead of encoding it again."""
     return orjson.dumps(
         {
             "eventId": recorded.event_id,
@@ -91,7 +92,7 @@ def encode_message(recorded: RecordedEvent) -> bytes:
             "userId": recorded.user_id,
             "version": recorded.version,
             "occurredAt": recorded.event.occurred_at,
-            "data": recorded.event,
+            "data": recorded.event if data is None else orjson.Fragment(data),
         }
     )
 

@@ -4,11 +4,13 @@ refused."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from app.application.commands.grants import ActivateGrant, CancelGrant, GrantPoints
+from app.application.commands.runner import fingerprint
 from app.application.commands.uses import CancelUse, ClawbackPoints, UsePoints
 from app.application.errors import IdempotencyConflictError
 from app.domain.errors import InsufficientPointsError
@@ -113,3 +115,12 @@ async def test_ten_concurrent_identical_grants_make_one_lot(ledger: Ledger) -> N
     assert len(set(answers)) == 1
     detail = await ledger.services.account.execute("u1")
     assert (len(detail.lots), detail.available) == (1, 100)
+
+
+def test_a_commands_fingerprint_stays_what_stored_keys_were_written_with() -> None:
+    """Keys stored by an earlier release must still match a retry: the fingerprint is pinned, not just consistent."""
+    grant = GrantPoints("alice", "k-1", 100, Source.ORDER, order_id="o-1")
+
+    assert fingerprint(grant) == "ec4198073073ddc3227cf1bd33c56b8790b0e1d2c0484954fe52319c0f133200"
+    assert fingerprint(replace(grant, idempotency_key="k-2")) == fingerprint(grant)
+    assert fingerprint(replace(grant, amount=101)) != fingerprint(grant)

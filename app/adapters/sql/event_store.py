@@ -112,6 +112,7 @@ def commit_rows(commit: Commit, time: Callable[[datetime], Any] = sqlite_time) -
     outbox: list[dict[str, Any]] = []
     for recorded in commit.events:
         occurred_at = time(recorded.event.occurred_at)
+        data = codec.dumps(recorded.event)
         events.append(
             {
                 "event_id": recorded.event_id,
@@ -119,7 +120,7 @@ def commit_rows(commit: Commit, time: Callable[[datetime], Any] = sqlite_time) -
                 "version": recorded.version,
                 "type": recorded.type,
                 "occurred_at": occurred_at,
-                "payload": codec.dumps(recorded.event).decode(),
+                "payload": data.decode(),
             }
         )
         outbox.append(
@@ -130,7 +131,7 @@ def commit_rows(commit: Commit, time: Callable[[datetime], Any] = sqlite_time) -
                 "type": recorded.type,
                 "version": recorded.version,
                 "occurred_at": occurred_at,
-                "payload": codec.encode_message(recorded).decode(),
+                "payload": codec.encode_message(recorded, data).decode(),
             }
         )
     expiries: list[dict[str, Any]] = []

@@ -97,7 +97,9 @@ class ManyRows:
 
 def sqlite_time(at: datetime) -> str:
     """SQLite keeps times as text; naive UTC with microseconds sorts in time order (SQLAlchemy's own format)."""
-    if at.tzinfo is not None:
+    if at.tzinfo is UTC:  # the clock's own times: no conversion to make
+        at = at.replace(tzinfo=None)
+    elif at.tzinfo is not None:
         at = at.astimezone(UTC).replace(tzinfo=None)
     return at.isoformat(" ", "microseconds")
 
