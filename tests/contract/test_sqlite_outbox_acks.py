@@ -6,11 +6,13 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 from pytest import MonkeyPatch
 
 from app.adapters.sql import event_store
 from app.adapters.sql.event_store import SqlEventStore
+from app.ports.event_store import ConcurrencyError
 from tests.contract.test_event_store import Writer
 
 
@@ -65,5 +67,27 @@ async def test_acks_without_appends_to_carry_them_are_written_alone(tmp_path: Pa
             if not outbox_rows(path):
                 break
         assert outbox_rows(path) == []
+    finally:
+        await store.close()
+
+
+async def test_acks_are_written_when_their_batch_falls_back_to_one_append_at_a_time(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    monkeypatch.setattr(event_store, "ACK_DELAY", 30.0)
+    path = tmp_path / "points.db"
+    store = await SqlEventStore.open(str(path))
+    try:
+        writer = Writer(store, "u1")
+        writer.decide_grant(1)
+        await writer.commit(key="taken")
+        first = (await store.fetch(10))[0]
+        await store.ack([first.position])
+
+        writer.decide_grant(2)
+        with pytest.raises(ConcurrencyError):
+            await writer.commit(key="taken")  # refused in the batch, which then goes one append at a time
+
+        assert outbox_rows(path) == []  # the ack rode with it all the same
     finally:
         await store.close()

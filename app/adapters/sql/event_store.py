@@ -27,7 +27,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,11 +38,10 @@ from prometheus_client import Histogram
 
 from app.adapters.signals import WriteSignal
 from app.adapters.sql.sqlite_batch import BatchWriter
-from app.adapters.sql.statements import SQLITE, ManyRows, Statement, Statements, sqlite_time
+from app.adapters.sql.statements import SQLITE, Statement, Statements, sqlite_time
 from app.adapters.sql.tables import (
     AGGREGATE_TYPE,
     metadata,
-    point_event_outbox,
 )
 from app.domain import codec
 from app.domain.account import lot_expiry_changes
@@ -190,19 +189,6 @@ def write_commit(connection: sqlite3.Connection, sql: Statements, rows: CommitRo
     return None
 
 
-def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(rows), ManyRows.CHUNK):
-        yield rows[start : start + ManyRows.CHUNK]
-
-
-def delete_rows(
-    connection: sqlite3.Connection, many: ManyRows, table: sa.Table, column: str, rows: list[dict[str, Any]]
-) -> None:
-    """Deletes the rows of ``table`` whose ``column`` is one of the ``rows``' values, a statement per chunk."""
-    for chunk in _chunks(rows):
-        connection.execute(many.delete(table, column, len(chunk)), many.params(chunk))
-
-
 def _decode(type_name: str, payload: str) -> Any:
     return codec.event_from_data(type_name, codec.loads(payload))
 
@@ -236,7 +222,6 @@ class SqlEventStore:
         self.path = path
         self._max_batch = max_batch
         self._sql = Statements.for_dialect(SQLITE)
-        self._many = ManyRows(SQLITE)
         self._jobs: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
         self._acks: list[int] = []  # acknowledged outbox positions the writer has yet to delete
         self._acks_lock = threading.Lock()
@@ -483,7 +468,7 @@ class SqlEventStore:
                 pass  # nothing was written; find out which append it was
             connection.execute("BEGIN IMMEDIATE")
             outcomes = [self._write_alone(connection, self._sql, rows) for rows in commits]
-            delete_rows(connection, self._many, point_event_outbox, "position", [{"position": p} for p in acks])
+            batch.add([], acks)
             with COMMIT_SECONDS.time():
                 connection.execute("COMMIT")
         except sqlite3.Error as error:

@@ -127,21 +127,28 @@ class BatchWriter:
         account has moved on (:data:`MOVED_ON`) or a row breaks a constraint, and any other
         :class:`sqlite3.Error` as it comes."""
         params = batch_params(commits, acks)
-        count = len(params) // WIDTH
-        if count <= self._rows_per_statement:
-            if count:
-                self._connection.execute(self._text(count), params)  # its own transaction, COMMIT included
+        if len(params) <= self._rows_per_statement * WIDTH:
+            if params:
+                self._connection.execute(self._text(len(params) // WIDTH), params)  # a transaction, COMMIT included
             return
         self._connection.execute("BEGIN IMMEDIATE")
         try:
-            for start in range(0, count, self._rows_per_statement):
-                chunk = params[start * WIDTH : (start + self._rows_per_statement) * WIDTH]
-                self._connection.execute(self._text(len(chunk) // WIDTH), chunk)
+            self._insert(params)
             self._connection.execute("COMMIT")
         except BaseException:
             if self._connection.in_transaction:
                 self._connection.execute("ROLLBACK")
             raise
+
+    def add(self, commits: Sequence[CommitRows], acks: Sequence[int]) -> None:
+        """The same rows, inside the transaction the caller has begun."""
+        self._insert(batch_params(commits, acks))
+
+    def _insert(self, params: list[Any]) -> None:
+        step = self._rows_per_statement * WIDTH
+        for start in range(0, len(params), step):
+            chunk = params[start : start + step]
+            self._connection.execute(self._text(len(chunk) // WIDTH), chunk)
 
     def _text(self, count: int) -> str:
         text = self._texts.get(count)

@@ -9,7 +9,6 @@ here: the SQLite store's group commit, which is SQLite's own (a TEMP view with t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,14 +42,12 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> Statement:
     return Statement(str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
 
 
-def _binds(table: sa.Table, *skip: str, suffix: str = "") -> dict[str, Any]:
-    return {c.name: sa.bindparam(c.name + suffix) for c in table.c if c.name not in skip}
+def _binds(table: sa.Table, *skip: str) -> dict[str, Any]:
+    return {c.name: sa.bindparam(c.name) for c in table.c if c.name not in skip}
 
 
-def _upsert(
-    table: sa.Table, keys: list[str], dialect: Dialect, values: dict[str, Any] | list[dict[str, Any]] | None = None
-) -> ClauseElement:
-    values = _binds(table) if values is None else values
+def _upsert(table: sa.Table, keys: list[str], dialect: Dialect) -> ClauseElement:
+    values = _binds(table)
     updated = [c.name for c in table.c if c.name not in keys]
     if dialect.name == "sqlite":
         insert = sqlite.insert(table).values(values)
@@ -59,40 +56,6 @@ def _upsert(
         minsert = mysql.insert(table).values(values)
         return minsert.on_duplicate_key_update({name: minsert.inserted[name] for name in updated})
     raise ValueError(f"no upsert for dialect {dialect.name}")
-
-
-class ManyRows:
-    """Statements on many rows at once, where the single-row statements would take one driver call per row. The
-    parameters of row ``i`` are named ``{column}_{i}`` (:meth:`params`); each text is compiled on first use for its
-    number of rows, and a caller splits longer lists into :attr:`CHUNK` rows at most (drivers cap the parameters of
-    one statement). The SQLite store's group commit itself is one statement of its own
-    (:mod:`app.adapters.sql.sqlite_batch`)."""
-
-    CHUNK = 200
-
-    def __init__(self, dialect: Dialect) -> None:
-        self._dialect = dialect
-        self._texts: dict[tuple[str, str, int], str] = {}
-
-    @staticmethod
-    def params(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
-
-    def _text(self, kind: str, table: sa.Table, count: int, build: Callable[[], ClauseElement]) -> str:
-        key = (kind, table.name, count)
-        text = self._texts.get(key)
-        if text is None:
-            text = self._texts[key] = str(build().compile(dialect=self._dialect))
-        return text
-
-    def delete(self, table: sa.Table, column: str, count: int) -> str:
-        """``DELETE ... WHERE column IN (...)``: parameters ``{column}_{i}``."""
-        return self._text(
-            "delete",
-            table,
-            count,
-            lambda: table.delete().where(table.c[column].in_([sa.bindparam(f"{column}_{i}") for i in range(count)])),
-        )
 
 
 def sqlite_time(at: datetime) -> str:
