@@ -39,10 +39,7 @@ from prometheus_client import Histogram
 from app.adapters.signals import WriteSignal
 from app.adapters.sql.sqlite_batch import BatchWriter
 from app.adapters.sql.statements import SQLITE, Statement, Statements, sqlite_time
-from app.adapters.sql.tables import (
-    AGGREGATE_TYPE,
-    metadata,
-)
+from app.adapters.sql.tables import AGGREGATE_TYPE, metadata
 from app.domain import codec
 from app.domain.account import lot_expiry_changes
 from app.domain.events import RecordedEvent
@@ -187,6 +184,18 @@ def write_commit(connection: sqlite3.Connection, sql: Statements, rows: CommitRo
     if rows.unscheduled:
         connection.executemany(sql.delete_expiry.sql, rows.unscheduled)
     return None
+
+
+def _checkpoint(connection: sqlite3.Connection, thread: str) -> bool:
+    """A PASSIVE WAL checkpoint on ``connection``, timed under ``thread``; False when it failed (logged: the next
+    one tries again)."""
+    try:
+        with CHECKPOINT_SECONDS.labels(thread).time():
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error:
+        log.warning("WAL checkpoint failed; the next one will try again", exc_info=True)
+        return False
+    return True
 
 
 def _decode(type_name: str, payload: str) -> Any:
@@ -426,12 +435,7 @@ class SqlEventStore:
             while not self._stop_checkpoints.wait(CHECKPOINT_EVERY):
                 if self._unchecked:
                     self._unchecked = False
-                    try:
-                        with CHECKPOINT_SECONDS.labels("checkpointer").time():
-                            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    except sqlite3.Error:
-                        log.warning("WAL checkpoint failed; the next one will try again", exc_info=True)
-                    else:
+                    if _checkpoint(connection, "checkpointer"):
                         self._restart_wal = True
         finally:
             connection.close()
@@ -443,11 +447,7 @@ class SqlEventStore:
         first frame. Without this the writer is nearly always mid-batch when a checkpoint ends, so the WAL never
         restarts: it grows by every commit for as long as the load lasts (about 470 MB in 15 s at 1,000 commands/s),
         and every commit's fsync also has to record the file's growth."""
-        try:
-            with CHECKPOINT_SECONDS.labels("writer").time():
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error:
-            log.warning("WAL checkpoint failed; the next one will try again", exc_info=True)
+        _checkpoint(connection, "writer")
 
     def _write_batch(
         self, batch: BatchWriter, connection: sqlite3.Connection, jobs: list[_Write], acks: list[int]
