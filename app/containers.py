@@ -70,7 +70,7 @@ def build_container(settings: Settings) -> Container:
     if settings.profile == "memory":
         return container
     if settings.profile == "embedded":
-        from app.adapters.sql.embedded import override_embedded
+        from app.adapters.sqlite.embedded import override_embedded
 
         override_embedded(container, settings)
         return container

@@ -56,13 +56,10 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.adapters.sql.event_store import (  # noqa: E402
-    CommitRows,
-    commit_rows,
-    create_schema,
-    sqlite_connect,
-)
-from app.adapters.sql.sqlite_batch import BatchWriter  # noqa: E402
+from app.adapters.sql.rows import CommitRows, commit_rows  # noqa: E402
+from app.adapters.sql.statements import sqlite_time  # noqa: E402
+from app.adapters.sqlite.batch import BatchWriter  # noqa: E402
+from app.adapters.sqlite.event_store import create_schema, sqlite_connect  # noqa: E402
 from app.domain.account import Account  # noqa: E402
 from app.domain.events import DomainEvent, RecordedEvent, Source  # noqa: E402
 from app.domain.policy import PointPolicy  # noqa: E402
@@ -432,7 +429,7 @@ def command_rows(now: datetime) -> tuple[CommitRows, CommitRows]:
 
     def rows(version: int, events: list[DomainEvent]) -> CommitRows:
         recorded = [RecordedEvent("e" * 32, "bench-user", version, e) for e in events]
-        return commit_rows(Commit("bench-user", version - 1, recorded, record))
+        return commit_rows(Commit("bench-user", version - 1, recorded, record), sqlite_time)
 
     return rows(1, grant), rows(2, use)
 

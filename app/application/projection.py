@@ -1,7 +1,7 @@
 """The projector: turns each event, in its wire form, into read-model updates.
 
-Whoever delivers the events (the embedded outbox relay, or Kafka fed by Debezium) calls :meth:`Projector.handle`
-with the message bytes. Delivery may repeat a message: the balance view skips a version it has applied, and a
+Whoever delivers the events (the embedded outbox relay, or a Kafka consumer fed by Debezium) decodes them and calls
+:meth:`Projector.project`. Delivery may repeat a message: the balance view skips a version it has applied, and a
 history entry's id is its event's id, so a repeat changes nothing.
 """
 
@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 
-from app.domain import codec
 from app.domain.account import LotStatus
 from app.domain.events import (
     Allocation,
@@ -193,9 +192,6 @@ class Projector:
         self._balances = balances
         self._history = history
 
-    async def handle(self, message: bytes | str) -> None:
-        await self.project(codec.decode_message(message))
-
     async def project(self, recorded: RecordedEvent) -> None:
         """The history entry first, then the balance view, so that an entry is always made from the lots as they
         were just before its event: a redelivery finds the view at or past its version and changes nothing, and
@@ -234,7 +230,7 @@ class OutboxRelay:
             done: list[int] = []
             try:
                 for message in messages:
-                    await self._projector.handle(message.payload)
+                    await self._projector.project(message.event)
                     done.append(message.position)
             finally:  # what was handled before a failure is acknowledged; the rest is read again
                 if done:

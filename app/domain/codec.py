@@ -1,9 +1,5 @@
-"""Turns events (and any plain frozen dataclass) into JSON and back, driven by their type hints.
-
-The wire form of an event is the outbox row's payload and the Kafka message value::
-
-    {"eventId": ..., "type": "PointsUsed", "userId": ..., "version": 7, "occurredAt": ..., "data": {...}}
-"""
+"""Turns events (and any plain frozen dataclass) into JSON and back, driven by their type hints. The message that
+carries an event between processes is the adapters' business (:mod:`app.adapters.wire`)."""
 
 from __future__ import annotations
 
@@ -18,7 +14,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from app.domain.events import EVENT_TYPES, DomainEvent, RecordedEvent
+from app.domain.events import EVENT_TYPES, DomainEvent
 
 T = TypeVar("T")
 
@@ -80,28 +76,3 @@ def event_from_data(type_name: str, data: dict[str, Any]) -> DomainEvent:
         raise ValueError(f"unknown event type {type_name!r}") from None
     event: DomainEvent = from_plain(cls, data)
     return event
-
-
-def encode_message(recorded: RecordedEvent, data: bytes | None = None) -> bytes:
-    """The event exactly as it travels: outbox payload, Kafka value, relay input. ``data``, when given, is the
-    event's :func:`dumps` already made, which the message then holds as it is instead of encoding it again."""
-    return orjson.dumps(
-        {
-            "eventId": recorded.event_id,
-            "type": recorded.type,
-            "userId": recorded.user_id,
-            "version": recorded.version,
-            "occurredAt": recorded.event.occurred_at,
-            "data": recorded.event if data is None else orjson.Fragment(data),
-        }
-    )
-
-
-def decode_message(raw: bytes | str | dict[str, Any]) -> RecordedEvent:
-    message = raw if isinstance(raw, dict) else orjson.loads(raw)
-    return RecordedEvent(
-        event_id=message["eventId"],
-        user_id=message["userId"],
-        version=int(message["version"]),
-        event=event_from_data(message["type"], message["data"]),
-    )

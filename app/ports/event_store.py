@@ -44,12 +44,8 @@ class Stream:
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
     position: int
-    event_id: str
-    user_id: str
-    type: str
-    version: int
-    payload: bytes
-    """The event's wire form (:func:`app.domain.codec.encode_message`)."""
+    """The row's place in the outbox, in commit order."""
+    event: RecordedEvent
 
 
 class EventStore(Protocol):
@@ -76,20 +72,27 @@ class EventStore(Protocol):
         ...
 
     async def read_all(self, after: int, limit: int) -> list[tuple[int, RecordedEvent]]:
-        """Every event in commit order, after the global position ``after``; for rebuilding read models."""
+        """Every event after the global position ``after``, by position; for rebuilding read models.
+
+        A reader that pages on from the last position it got never misses an event, whatever the writers do
+        meanwhile: a position is never handed out behind one already returned. (Where several writers commit in
+        another order than they took their positions, as on InnoDB, the store must wait for or leave out the
+        transactions still in flight below the positions it returns.)"""
         ...
 
 
 class Outbox(Protocol):
-    """The outbox rows that the store writes with the events, for a relay that delivers them in order.
+    """The outbox rows that the store writes with the events, for an in-process relay that delivers them in order.
 
-    Delivery is at least once: a message is deleted only by ``ack``, after it was handled.
+    Only a store with one writer offers it (the embedded one); on MariaDB, Debezium reads the outbox from the binlog
+    instead, which is in commit order. Delivery is at least once: a message is deleted only by ``ack``, after it was
+    handled.
     """
 
     async def fetch(self, limit: int, after: int = 0) -> list[OutboxMessage]:
         """The first ``limit`` messages not yet acknowledged whose position is past ``after``, in commit order: a
         relay passes the last position it handled, so that it never reads a message twice while its ack is on
-        the way. Positions grow in commit order (one writer at a time), so none can appear behind ``after``."""
+        the way. Positions grow in commit order (the store has one writer), so none can appear behind ``after``."""
         ...
 
     async def ack(self, positions: Sequence[int]) -> None:

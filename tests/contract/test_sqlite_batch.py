@@ -9,9 +9,10 @@ from typing import Any, cast
 
 import pytest
 
-from app.adapters.sql.event_store import CommitRows, commit_rows, create_schema, sqlite_connect, write_commit
-from app.adapters.sql.sqlite_batch import MOVED_ON, BatchWriter
-from app.adapters.sql.statements import SQLITE, Statements
+from app.adapters.sql.rows import CommitRows, commit_rows
+from app.adapters.sql.statements import SQLITE, Statements, sqlite_time
+from app.adapters.sqlite.batch import MOVED_ON, BatchWriter
+from app.adapters.sqlite.event_store import create_schema, sqlite_connect, write_commit
 from tests.contract.test_event_store import DAY, T0, Writer
 
 TABLES = ["point_events", "point_event_outbox", "point_idempotency", "point_snapshots", "point_lot_expiries"]
@@ -22,7 +23,7 @@ def writer(user_id: str) -> Writer:
 
 
 def decided(who: Writer, key: str | None = None, snapshot: bool = False) -> CommitRows:
-    rows = commit_rows(who.pending_commit(key, snapshot))
+    rows = commit_rows(who.pending_commit(key, snapshot), sqlite_time)
     who.account.mark_committed()
     return rows
 

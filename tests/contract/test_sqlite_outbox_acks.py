@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 from pytest import MonkeyPatch
 
-from app.adapters.sql import event_store
-from app.adapters.sql.event_store import SqlEventStore
+from app.adapters.sqlite import event_store
+from app.adapters.sqlite.event_store import SqlEventStore
 from app.ports.event_store import ConcurrencyError
 from tests.contract.test_event_store import Writer
 

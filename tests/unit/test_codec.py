@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+from app.adapters import wire
 from app.adapters.sql.statements import sqlite_time
 from app.domain import codec
 from tests.ledger import Ledger
@@ -16,9 +17,9 @@ async def test_a_message_made_from_the_events_json_is_the_message_made_from_the_
     assert len({r.type for r in recorded}) >= 6  # grants, activation, uses, cancels, clawback, expiry
 
     for r in recorded:
-        made = codec.encode_message(r, codec.dumps(r.event))
-        assert made == codec.encode_message(r)
-        assert codec.decode_message(made) == r
+        made = wire.encode_message(r, codec.dumps(r.event))
+        assert made == wire.encode_message(r)
+        assert wire.decode_message(made) == r
 
 
 def test_sqlite_time_is_naive_utc_text_whatever_the_zone() -> None:

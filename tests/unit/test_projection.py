@@ -47,9 +47,9 @@ async def test_delivering_every_message_twice_changes_nothing(ledger: Ledger) ->
     once = (InMemoryBalanceView(), InMemoryHistoryIndex())
     twice = (InMemoryBalanceView(), InMemoryHistoryIndex())
     for message in messages:
-        await Projector(*once).handle(message.payload)
-        await Projector(*twice).handle(message.payload)
-        await Projector(*twice).handle(message.payload)
+        await Projector(*once).project(message.event)
+        await Projector(*twice).project(message.event)
+        await Projector(*twice).project(message.event)
     assert await picture(*twice) == await picture(*once)
 
 
@@ -60,7 +60,7 @@ async def test_a_late_redelivery_of_an_old_message_changes_nothing(ledger: Ledge
     before = await picture(ledger.balances, ledger.history)
     projector = ledger.container.projector()
     for message in messages[:5]:
-        await projector.handle(message.payload)
+        await projector.project(message.event)
     assert await picture(ledger.balances, ledger.history) == before
 
 
@@ -71,9 +71,9 @@ async def test_a_message_that_skips_a_version_is_refused(ledger: Ledger) -> None
     first, second = await ledger.store.fetch(10)
     projector = ledger.container.projector()
     with pytest.raises(ProjectionGapError):
-        await projector.handle(second.payload)
-    await projector.handle(first.payload)
-    await projector.handle(second.payload)
+        await projector.project(second.event)
+    await projector.project(first.event)
+    await projector.project(second.event)
     assert (await ledger.services.balance.execute("u1")).available == 20
 
 
@@ -136,7 +136,7 @@ async def test_the_relay_acks_what_it_handled_before_a_failure_and_reads_the_res
 
     with pytest.raises(RuntimeError, match="broken once"):
         await relay.drain()
-    assert [m.version for m in await ledger.store.fetch(100)] == [3, 4]  # 1 and 2 were acknowledged
+    assert [m.event.version for m in await ledger.store.fetch(100)] == [3, 4]  # 1 and 2 were acknowledged
 
     assert await relay.drain() == 2
     assert projector.seen == [("u1", 1), ("u1", 2), ("u1", 3), ("u1", 4)]

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from app.adapters.signals import WriteSignal
-from app.domain import codec
 from app.domain.account import lot_expiry_changes
 from app.domain.events import RecordedEvent
 from app.domain.snapshot import decode_state, encode_state
@@ -45,14 +44,7 @@ class InMemoryEventStore:
             stream.append(recorded)
             self._log.append(recorded)
             position = len(self._log)
-            self._outbox[position] = OutboxMessage(
-                position,
-                recorded.event_id,
-                recorded.user_id,
-                recorded.type,
-                recorded.version,
-                codec.encode_message(recorded),
-            )
+            self._outbox[position] = OutboxMessage(position, recorded)
         if commit.idempotency is not None:
             self._keys[(commit.user_id, commit.idempotency.key)] = commit.idempotency
         if commit.snapshot is not None:

@@ -4,7 +4,8 @@ The store executes the compiled text on the driver's own connection: going throu
 for each statement cost about eight times as much as the statement itself on SQLite (measured: ~440 µs against
 ~55 µs per command), and that CPU competes with the event loop for the GIL. The statements, their parameters and
 the rows they take stay dialect-neutral; only the upserts differ between SQLite and MySQL. One statement is not
-here: the SQLite store's group commit, which is SQLite's own (a TEMP view with triggers, :mod:`.sqlite_batch`).
+here: the SQLite store's group commit, which is SQLite's own (a TEMP view with triggers,
+:mod:`app.adapters.sqlite.batch`).
 """
 
 from __future__ import annotations

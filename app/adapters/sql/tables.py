@@ -47,7 +47,7 @@ point_event_outbox = sa.Table(
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("occurred_at", Time, nullable=False),
-    sa.Column("payload", Json, nullable=False, comment="the wire message (app.domain.codec.encode_message)"),
+    sa.Column("payload", Json, nullable=False, comment="the wire message (app.adapters.wire.encode_message)"),
     sqlite_autoincrement=True,
 )
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from app.adapters.sql.tables import AGGREGATE_TYPE
 
 if TYPE_CHECKING:
-    from app.adapters.sql.event_store import CommitRows
+    from app.adapters.sql.rows import CommitRows
 
 EVENT, AT_VERSION, KEY, SNAPSHOT, EXPIRY, UNSCHEDULE, ACK = range(1, 8)
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dependency_injector import containers, providers
 from sqlalchemy.engine import make_url
 
-from app.adapters.sql.event_store import SqlEventStore
+from app.adapters.sqlite.event_store import SqlEventStore
 from app.settings import Settings
 
 

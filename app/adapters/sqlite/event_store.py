@@ -2,7 +2,7 @@
 
 One writer thread owns the only writing connection. Appends queue up while it is busy; it takes all that are waiting
 (appends for many accounts, and the outbox acks the relay left) and writes them in one transaction, in one statement
-(:mod:`app.adapters.sql.sqlite_batch`). When an append was refused there (its account has moved on, its idempotency
+(:mod:`app.adapters.sqlite.batch`). When an append was refused there (its account has moved on, its idempotency
 key is taken), nothing of the batch was written, and it is written again one append at a time, each in its own
 SAVEPOINT, so that only that append fails. A caller's ``append`` returns when the transaction that holds it has
 committed, which with ``synchronous=FULL`` means its WAL frames are on disk. One fsync thus carries as many commands
@@ -27,7 +27,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,13 +37,14 @@ import sqlalchemy as sa
 from prometheus_client import Histogram
 
 from app.adapters.signals import WriteSignal
-from app.adapters.sql.sqlite_batch import BatchWriter
+from app.adapters.sql.rows import CommitRows, commit_rows
 from app.adapters.sql.statements import SQLITE, Statement, Statements, sqlite_time
-from app.adapters.sql.tables import AGGREGATE_TYPE, metadata
+from app.adapters.sql.tables import metadata
+from app.adapters.sqlite.batch import BatchWriter
+from app.adapters.wire import decode_message
 from app.domain import codec
-from app.domain.account import lot_expiry_changes
 from app.domain.events import RecordedEvent
-from app.domain.snapshot import decode_state, encode_state
+from app.domain.snapshot import decode_state
 from app.ports.event_store import Commit, ConcurrencyError, IdempotencyRecord, OutboxMessage, Stream
 
 log = logging.getLogger(__name__)
@@ -79,20 +80,6 @@ class StorageError(RuntimeError):
     """The database failed (disk full, I/O error, locked for too long). Nothing of the batch was written."""
 
 
-@dataclass(frozen=True)
-class CommitRows:
-    """What one append writes, as statement parameters (prepared on the caller's side, not the writer's)."""
-
-    user_id: str
-    expected_version: int
-    events: list[dict[str, Any]]
-    outbox: list[dict[str, Any]]
-    idempotency: dict[str, Any] | None
-    snapshot: dict[str, Any] | None
-    expiries: list[dict[str, Any]]
-    unscheduled: list[dict[str, Any]]
-
-
 @dataclass
 class _Write:
     rows: CommitRows
@@ -100,68 +87,6 @@ class _Write:
 
 
 _STOP = object()
-
-
-def commit_rows(commit: Commit, time: Callable[[datetime], Any] = sqlite_time) -> CommitRows:
-    """The rows of ``commit``; ``time`` turns a datetime into the dialect's parameter (text for SQLite)."""
-    events: list[dict[str, Any]] = []
-    outbox: list[dict[str, Any]] = []
-    for recorded in commit.events:
-        occurred_at = time(recorded.event.occurred_at)
-        data = codec.dumps(recorded.event)
-        events.append(
-            {
-                "event_id": recorded.event_id,
-                "user_id": recorded.user_id,
-                "version": recorded.version,
-                "type": recorded.type,
-                "occurred_at": occurred_at,
-                "payload": data.decode(),
-            }
-        )
-        outbox.append(
-            {
-                "id": recorded.event_id,
-                "aggregatetype": AGGREGATE_TYPE,
-                "aggregateid": recorded.user_id,
-                "type": recorded.type,
-                "version": recorded.version,
-                "occurred_at": occurred_at,
-                "payload": codec.encode_message(recorded, data).decode(),
-            }
-        )
-    expiries: list[dict[str, Any]] = []
-    unscheduled: list[dict[str, Any]] = []
-    for grant_id, expires_at in lot_expiry_changes(r.event for r in commit.events):
-        if expires_at is None:
-            unscheduled.append({"grant_id": grant_id})
-        else:
-            expiries.append({"grant_id": grant_id, "user_id": commit.user_id, "expires_at": time(expires_at)})
-    key = commit.idempotency
-    snapshot = commit.snapshot
-    return CommitRows(
-        user_id=commit.user_id,
-        expected_version=commit.expected_version,
-        events=events,
-        outbox=outbox,
-        idempotency=(
-            None
-            if key is None
-            else {
-                "user_id": commit.user_id,
-                "key": key.key,
-                "fingerprint": key.fingerprint,
-                "result": key.result.decode(),
-            }
-        ),
-        snapshot=(
-            None
-            if snapshot is None
-            else {"user_id": commit.user_id, "version": snapshot.version, "state": encode_state(snapshot).decode()}
-        ),
-        expiries=expiries,
-        unscheduled=unscheduled,
-    )
 
 
 def write_commit(connection: sqlite3.Connection, sql: Statements, rows: CommitRows) -> ConcurrencyError | None:
@@ -299,7 +224,7 @@ class SqlEventStore:
 
     async def append(self, commit: Commit) -> None:
         done = self._on_the_loop().create_future()
-        self._submit(_Write(commit_rows(commit), done))
+        self._submit(_Write(commit_rows(commit, sqlite_time), done))
         await done
 
     async def idempotency_record(self, user_id: str, key: str) -> IdempotencyRecord | None:
@@ -322,7 +247,7 @@ class SqlEventStore:
     async def fetch(self, limit: int, after: int = 0) -> list[OutboxMessage]:
         acked = self._acked
         return [
-            OutboxMessage(position, event_id, user_id, type_name, version, payload.encode())
+            OutboxMessage(position, decode_message(payload))
             for position, event_id, user_id, type_name, version, payload in self._all(
                 self._sql.select_outbox, after=after, limit=limit
             )
