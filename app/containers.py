@@ -6,6 +6,8 @@ Nothing is built at import time: entry points create a container with :func:`bui
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from dependency_injector import containers, providers
 
 from app.adapters.clock import SettableClock, SystemClock, UuidIds
@@ -15,11 +17,17 @@ from app.application.commands.expiry import ExpirePointsUseCase
 from app.application.commands.grants import ActivateGrantUseCase, CancelGrantUseCase, GrantPointsUseCase
 from app.application.commands.runner import AccountCommands
 from app.application.commands.uses import CancelUseUseCase, ClawbackPointsUseCase, UsePointsUseCase
-from app.application.projection import OutboxRelay, Projector
+from app.application.projection import EmbeddedDelivery, OutboxRelay, Projector
 from app.application.queries.balances import GetAccount, GetBalance, GetExpiringPoints
 from app.application.queries.history import GetHistory, GetStats, SearchEntries
 from app.application.services import PointServices
 from app.settings import Settings
+
+T = TypeVar("T")
+
+
+def _same(store: T) -> T:
+    return store
 
 
 class Container(containers.DeclarativeContainer):
@@ -30,7 +38,8 @@ class Container(containers.DeclarativeContainer):
     policy = providers.Callable(lambda settings: settings.policy, settings)
 
     event_store = providers.Singleton(InMemoryEventStore)
-    outbox = event_store
+    outbox = providers.Callable(_same, event_store)
+    """The embedded stores are their own outbox; the stack has none (Debezium reads the binlog)."""
     balance_view = providers.Singleton(InMemoryBalanceView)
     history_index = providers.Singleton(InMemoryHistoryIndex)
 
@@ -61,6 +70,8 @@ class Container(containers.DeclarativeContainer):
     )
     projector = providers.Singleton(Projector, balance_view, history_index)
     relay = providers.Singleton(OutboxRelay, outbox, projector)
+    delivery = providers.Singleton(EmbeddedDelivery, event_store, projector, relay)
+    """How events reach the read models: the outbox relay here, the events topic on the stack."""
 
 
 def build_container(settings: Settings) -> Container:
@@ -74,4 +85,9 @@ def build_container(settings: Settings) -> Container:
 
         override_embedded(container, settings)
         return container
-    raise ValueError(f"unknown profile {settings.profile!r}: use memory or embedded")
+    if settings.profile == "stack":
+        from app.adapters.mysql.profile import override_stack
+
+        override_stack(container, settings)
+        return container
+    raise ValueError(f"unknown profile {settings.profile!r}: use memory, embedded or stack")

@@ -17,15 +17,24 @@ def _flag(name: str) -> bool:
     return _env(name, "false").strip().lower() in {"1", "true", "yes", "on"}
 
 
+STACK_DATABASE_URL = "mysql+aiomysql://points:points@127.0.0.1:3306/points"
+"""Where ``scripts/stack.sh up`` puts MariaDB."""
+
+
 @dataclass(frozen=True)
 class Settings:
     profile: str = "embedded"
-    """memory (nothing kept), embedded (SQLite file + in-process relay) or stack (later: MySQL/Kafka/Redis/OS)."""
+    """memory (nothing kept), embedded (SQLite file + in-process relay) or stack (MariaDB, Debezium, Kafka)."""
     database_url: str = "sqlite:///./var/points.db"
     jwt_secret: str = "dev-secret-change-me-please-32-bytes!!"
     test_clock: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
+    database_pool: int = 32
+    """Connections to MariaDB per process (stack profile)."""
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic: str = "points.events"
+    """The events topic Debezium fills from the outbox (stack profile)."""
     snapshot_every: int = 200
     account_cache: int = 10_000
     """Committed accounts kept in memory between commands (0: none)."""
@@ -45,9 +54,13 @@ class Settings:
             ),
             clawback=ClawbackPolicy(_env("POINTS_CLAWBACK_POLICY", default.clawback.value)),
         )
+        profile = _env("POINTS_PROFILE", cls.profile)
         return cls(
-            profile=_env("POINTS_PROFILE", cls.profile),
-            database_url=_env("POINTS_DATABASE_URL", cls.database_url),
+            profile=profile,
+            database_url=_env("POINTS_DATABASE_URL", STACK_DATABASE_URL if profile == "stack" else cls.database_url),
+            database_pool=int(_env("POINTS_DATABASE_POOL", str(cls.database_pool))),
+            kafka_bootstrap=_env("POINTS_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
+            kafka_topic=_env("POINTS_KAFKA_TOPIC", cls.kafka_topic),
             jwt_secret=_env("POINTS_JWT_SECRET", cls.jwt_secret),
             test_clock=_flag("POINTS_TEST_CLOCK"),
             host=_env("POINTS_HOST", cls.host),

@@ -192,6 +192,9 @@ class Projector:
         self._balances = balances
         self._history = history
 
+    async def applied_version(self, user_id: str) -> int:
+        return await self._balances.version(user_id)
+
     async def project(self, recorded: RecordedEvent) -> None:
         """The history entry first, then the balance view, so that an entry is always made from the lots as they
         were just before its event: a redelivery finds the view at or past its version and changes nothing, and
@@ -253,6 +256,43 @@ class OutboxRelay:
             except Exception:  # a broken message must not stop the relay for everyone; it is retried
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(poll_seconds)
+
+
+async def project_healing(projector: Projector, store: EventStore, recorded: RecordedEvent) -> int:
+    """Project ``recorded``; when events of its account are missing before it (a delivery that lost or skipped
+    them), read them from the event store and project them first. Returns how many events were read to heal."""
+    try:
+        await projector.project(recorded)
+        return 0
+    except ProjectionGapError:
+        pass
+    healed = 0
+    for missing in await store.events_after(recorded.user_id, await projector.applied_version(recorded.user_id)):
+        if missing.version > recorded.version:
+            break
+        await projector.project(missing)
+        healed += 1
+    log.warning(
+        "%s: a gap before version %d, healed with %d events from the store", recorded.user_id, recorded.version, healed
+    )
+    return healed
+
+
+class EmbeddedDelivery:
+    """The embedded profile's way from the write model to the read models: rebuild them in memory from the store at
+    start, then follow the outbox with the relay."""
+
+    def __init__(self, store: EventStore, projector: Projector, relay: OutboxRelay) -> None:
+        self._store = store
+        self._projector = projector
+        self._relay = relay
+
+    async def prepare(self) -> None:
+        rebuilt = await rebuild_read_models(self._store, self._projector)
+        log.info("read models rebuilt from %d stored events", rebuilt)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._relay.run(stop)
 
 
 async def rebuild_read_models(store: EventStore, projector: Projector, batch: int = 1000) -> int:

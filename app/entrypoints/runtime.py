@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 
-from app.application.projection import rebuild_read_models
 from app.containers import Container
 
 log = logging.getLogger(__name__)
@@ -15,15 +14,16 @@ log = logging.getLogger(__name__)
 
 @contextlib.asynccontextmanager
 async def running(container: Container, relay: bool = True) -> AsyncIterator[Container]:
-    """Initialise resources, rebuild the in-process read models from the store, and run the outbox relay."""
+    """Initialise resources and run the profile's delivery of events to the read models (``relay``): on the embedded
+    default, the read models rebuilt from the store and the outbox relay; on the stack, the events topic."""
     await _maybe(container.init_resources())
     stop = asyncio.Event()
     task: asyncio.Task[None] | None = None
     try:
         if relay:
-            rebuilt = await rebuild_read_models(container.event_store(), container.projector())
-            log.info("read models rebuilt from %d stored events", rebuilt)
-            task = asyncio.create_task(container.relay().run(stop), name="outbox-relay")
+            delivery = container.delivery()
+            await delivery.prepare()
+            task = asyncio.create_task(delivery.run(stop), name="event-delivery")
         yield container
     finally:
         stop.set()

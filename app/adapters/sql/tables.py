@@ -9,6 +9,8 @@ text in SQLite).
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
@@ -23,6 +25,14 @@ UserId = sa.String(128)
 
 AGGREGATE_TYPE = "point_account"
 
+MYSQL_TABLE: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_nopad_bin",
+}
+"""Ids compare byte for byte on MariaDB/MySQL as they do in SQLite: with the default ``utf8mb4_general_ci``,
+``alice`` and ``Alice`` would be one account, and ``a`` and ``a `` too (PAD SPACE)."""
+
 point_events = sa.Table(
     "point_events",
     metadata,
@@ -35,6 +45,7 @@ point_events = sa.Table(
     sa.Column("payload", Json, nullable=False, comment="the event's data (app.domain.codec.dumps) as JSON"),
     sa.UniqueConstraint("user_id", "version", name="uq_point_events_stream"),
     sqlite_autoincrement=True,
+    **MYSQL_TABLE,
 )
 
 point_event_outbox = sa.Table(
@@ -49,6 +60,7 @@ point_event_outbox = sa.Table(
     sa.Column("occurred_at", Time, nullable=False),
     sa.Column("payload", Json, nullable=False, comment="the wire message (app.adapters.wire.encode_message)"),
     sqlite_autoincrement=True,
+    **MYSQL_TABLE,
 )
 
 point_idempotency = sa.Table(
@@ -58,6 +70,7 @@ point_idempotency = sa.Table(
     sa.Column("key", sa.String(128), primary_key=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("result", Json, nullable=False),
+    **MYSQL_TABLE,
 )
 
 point_snapshots = sa.Table(
@@ -66,6 +79,7 @@ point_snapshots = sa.Table(
     sa.Column("user_id", UserId, primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("state", Json, nullable=False, comment="app.domain.account.AccountState as JSON"),
+    **MYSQL_TABLE,
 )
 
 point_lot_expiries = sa.Table(
@@ -74,4 +88,5 @@ point_lot_expiries = sa.Table(
     sa.Column("grant_id", Id, primary_key=True),
     sa.Column("user_id", UserId, nullable=False),
     sa.Column("expires_at", Time, nullable=False, index=True),
+    **MYSQL_TABLE,
 )
