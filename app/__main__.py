@@ -1,4 +1,4 @@
-"""The command line: ``python -m app serve | token | schema | expire`` (also installed as ``point-ledger``)."""
+"""The command line: ``python -m app serve | token | schema | expire | migrate`` (also installed as ``point-ledger``)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,17 @@ def _expire(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.profile != "stack":
+        print(f"the {settings.profile} profile creates its own tables; migrations are for POINTS_PROFILE=stack")
+        return 0
+    from app.adapters.mysql.migrate import migrate
+
+    migrate(settings.database_url, args.revision)
+    print(f"migrated the event store to {args.revision}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="point-ledger", description="The point ledger service.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -99,6 +110,10 @@ def parser() -> argparse.ArgumentParser:
     expire = commands.add_parser("expire", help="run the expiry batch once on the configured profile")
     expire.add_argument("--chunk-size", type=int, default=500)
     expire.set_defaults(run=_expire)
+
+    migrate = commands.add_parser("migrate", help="apply the write model's schema migrations (stack profile: MariaDB)")
+    migrate.add_argument("--revision", default="head", help="Alembic revision to upgrade to (default head)")
+    migrate.set_defaults(run=_migrate)
     return root
 
 
