@@ -1,4 +1,4 @@
-"""The command line: ``python -m app serve | token | schema | expire | migrate`` (also installed as ``point-ledger``)."""
+"""The command line: ``python -m app serve | token | schema | expire | migrate`` (installed as ``point-ledger``)."""
 
 from __future__ import annotations
 

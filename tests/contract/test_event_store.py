@@ -1,4 +1,6 @@
-"""The EventStore and Outbox contract, written once and run against every adapter: in memory and SQLite.
+"""The EventStore and Outbox contract, written once and run against every adapter: in memory, SQLite and MariaDB
+(the stack's server, which ``scripts/test.sh`` starts; the MariaDB cases fail when it is not there). The Outbox is
+the embedded stores' alone: on MariaDB, Debezium reads the outbox from the binlog.
 
 The first part drives the ports directly; the second drives the use cases on a container built for each store, as
 the service runs them.
@@ -13,17 +15,19 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 from dependency_injector import providers
 
 from app.adapters.clock import FixedClock
 from app.adapters.inmemory.event_store import InMemoryEventStore
+from app.adapters.mysql.event_store import MySqlEventStore
 from app.adapters.sqlite.event_store import SqlEventStore
 from app.application.commands.expiry import ExpirePoints
 from app.application.commands.grants import GrantPoints
 from app.application.commands.uses import CancelUse, UsePoints
+from app.application.projection import rebuild_read_models
 from app.application.services import PointServices
 from app.containers import Container, build_container
 from app.domain.account import Account
@@ -33,28 +37,57 @@ from app.domain.policy import PointPolicy
 from app.entrypoints.runtime import running
 from app.ports.event_store import Commit, ConcurrencyError, EventStore, IdempotencyRecord, Outbox
 from app.settings import Settings
+from tests.stack import MYSQL_URL, fresh_mysql, mysql_outbox_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 POLICY = PointPolicy()
 
-STORES = ["memory", "sqlite"]
+STORES = ["memory", "sqlite", "mysql"]
+OUTBOX_STORES = ["memory", "sqlite"]
 
 
 class Store(EventStore, Outbox, Protocol):
     """Both ports, as every adapter implements them."""
 
 
-@pytest.fixture(params=STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "memory":
+async def open_store(kind: str, tmp_path: Path) -> AsyncIterator[Store]:
+    if kind == "memory":
         yield InMemoryEventStore()
+        return
+    if kind == "mysql":
+        await fresh_mysql()
+        mysql = MySqlEventStore.open(MYSQL_URL)
+        try:
+            yield mysql  # type: ignore[misc]  # an EventStore without the Outbox
+        finally:
+            await mysql.close()
         return
     sql = await SqlEventStore.open(str(tmp_path / "points.db"))
     try:
         yield sql
     finally:
         await sql.close()
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async for opened in open_store(request.param, tmp_path):
+        yield opened
+
+
+@pytest.fixture(params=OUTBOX_STORES)
+async def outbox_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async for opened in open_store(request.param, tmp_path):
+        yield opened
+
+
+async def outbox_rows(store: Store) -> list[Any]:
+    """What the outbox holds: the messages of an embedded store; on MariaDB the table, which every append leaves
+    empty (its rows live on in the binlog only)."""
+    if isinstance(store, MySqlEventStore):
+        return await mysql_outbox_rows()
+    return list(await store.fetch(1_000))
 
 
 class Writer:
@@ -186,7 +219,8 @@ async def test_reusing_an_idempotency_key_raises_a_concurrency_error_and_keeps_t
 async def test_a_refused_append_leaves_no_event_outbox_row_key_snapshot_or_schedule_behind(store: Store) -> None:
     writer = Writer(store, "u1")
     await writer.grant(100, expires_at=T0 + 10 * DAY)
-    await store.ack([message.position for message in await store.fetch(100)])
+    if not isinstance(store, MySqlEventStore):
+        await store.ack([message.position for message in await store.fetch(100)])
     stale = Writer(store, "u1")
     stale.decide_grant(5, expires_at=T0 + 2 * DAY)
 
@@ -195,7 +229,7 @@ async def test_a_refused_append_leaves_no_event_outbox_row_key_snapshot_or_sched
 
     stream = await store.load("u1")
     assert (len(stream.events), stream.snapshot) == (1, None)
-    assert await store.fetch(100) == []
+    assert await outbox_rows(store) == []
     assert await store.idempotency_record("u1", "k-stale") is None
     assert await store.due_accounts(T0 + 5 * DAY, 10) == []
 
@@ -215,7 +249,7 @@ async def test_one_conflict_among_concurrent_appends_fails_only_its_own_append(s
     assert isinstance(outcomes[-1], ConcurrencyError)
     lengths = [len((await store.load(w.account.user_id)).events) for w in writers]
     assert lengths == [2 if n == 7 else 1 for n in range(40)]
-    assert len(await store.fetch(100)) == 41
+    assert len(await outbox_rows(store)) == (0 if isinstance(store, MySqlEventStore) else 41)
 
 
 async def test_a_taken_key_among_concurrent_appends_fails_only_its_own_append(store: Store) -> None:
@@ -256,7 +290,8 @@ async def test_an_account_loads_from_its_snapshot_and_the_events_after_it(store:
     assert rebuilt.available(T0) == 55
 
 
-async def test_outbox_messages_come_in_commit_order_and_decode_to_the_recorded_events(store: Store) -> None:
+async def test_outbox_messages_come_in_commit_order_and_decode_to_the_recorded_events(outbox_store: Store) -> None:
+    store = outbox_store
     u1, u2 = Writer(store, "u1"), Writer(store, "u2")
     appended: list[RecordedEvent] = []
     u1.decide_grant(10)
@@ -275,7 +310,8 @@ async def test_outbox_messages_come_in_commit_order_and_decode_to_the_recorded_e
     assert await store.fetch(2) == messages[:2]
 
 
-async def test_acknowledged_messages_are_not_fetched_again(store: Store) -> None:
+async def test_acknowledged_messages_are_not_fetched_again(outbox_store: Store) -> None:
+    store = outbox_store
     writer = Writer(store, "u1")
     for _ in range(5):
         await writer.grant(1)
@@ -289,7 +325,8 @@ async def test_acknowledged_messages_are_not_fetched_again(store: Store) -> None
     assert len((await store.load("u1")).events) == 5  # the events themselves stay
 
 
-async def test_a_fetch_after_a_position_reads_on_from_there(store: Store) -> None:
+async def test_a_fetch_after_a_position_reads_on_from_there(outbox_store: Store) -> None:
+    store = outbox_store
     writer = Writer(store, "u1")
     for _ in range(5):
         await writer.grant(1)
@@ -302,7 +339,8 @@ async def test_a_fetch_after_a_position_reads_on_from_there(store: Store) -> Non
     assert await store.fetch(100, after=messages[1].position) == [messages[2], messages[4]]
 
 
-async def test_waiting_for_the_outbox_wakes_promptly_after_an_append(store: Store) -> None:
+async def test_waiting_for_the_outbox_wakes_promptly_after_an_append(outbox_store: Store) -> None:
+    store = outbox_store
     writer = Writer(store, "u1")
     await store.wait(0)  # forget earlier writes
     started = time.monotonic()
@@ -377,6 +415,40 @@ async def test_read_all_gives_every_event_in_commit_order_from_a_position(store:
     assert await store.read_all(positions[-1], 100) == []
 
 
+async def test_a_reader_paging_on_from_its_last_position_misses_no_event_of_concurrent_writers(store: Store) -> None:
+    """On InnoDB positions are taken at insert and transactions commit in another order: a reader that went past a
+    position whose transaction had not committed yet would never come back for it."""
+    writers = [Writer(store, f"w{n}") for n in range(24)]
+    appended: list[RecordedEvent] = []
+    seen: list[tuple[int, RecordedEvent]] = []
+    writing = True
+
+    async def write(writer: Writer) -> None:
+        for _ in range(12):
+            writer.decide_grant(1)
+            appended.extend(await writer.commit())
+
+    async def read() -> None:
+        after = 0
+        while True:
+            page = await store.read_all(after, 7)
+            seen.extend(page)
+            if page:
+                after = page[-1][0]
+            elif not writing:
+                return
+            await asyncio.sleep(0)
+
+    reader = asyncio.create_task(read())
+    await asyncio.gather(*(write(writer) for writer in writers))
+    writing = False
+    await reader
+
+    positions = [position for position, _ in seen]
+    assert positions == sorted(set(positions))
+    assert sorted(r.event_id for _, r in seen) == sorted(r.event_id for r in appended)
+
+
 # -- the use cases on each store -----------------------------------------------------------------------------
 
 
@@ -401,16 +473,31 @@ class World:
         return self.containers[0].services()
 
     async def open(self) -> Container:
-        if self.kind == "memory":
+        """A container on the world's store: on MariaDB with a pool and an account cache of its own, as another
+        process would have; the embedded stores admit one process, so a second container shares the first's."""
+        if self.kind == "mysql":
+            if not self.containers:
+                await fresh_mysql()
+            container = build_container(Settings(profile="stack", database_url=MYSQL_URL))
+        elif self.containers:  # the memory profile's container, on the first one's store
             container = build_container(Settings(profile="memory"))
-            if self.containers:
-                container.event_store.override(providers.Object(self.containers[0].event_store()))
+            container.event_store.override(providers.Object(self.containers[0].event_store()))
         else:
-            container = build_container(Settings(profile="embedded", database_url=f"sqlite:///{self.path}"))
+            profile = "memory" if self.kind == "memory" else "embedded"
+            container = build_container(Settings(profile=profile, database_url=f"sqlite:///{self.path}"))
         container.clock.override(self.clock)
         await settled(container.init_resources())
         self.containers.append(container)
         return container
+
+    async def project(self) -> None:
+        """Bring the first container's read models up to date: its relay, or on the stack a rebuild from the store
+        (in the service the events topic feeds them)."""
+        container = self.containers[0]
+        if self.kind == "mysql":
+            await rebuild_read_models(container.event_store(), container.projector())
+        else:
+            await container.relay().drain()
 
     async def close(self) -> None:
         for container in reversed(self.containers):
@@ -441,7 +528,7 @@ async def test_two_hundred_concurrent_uses_of_one_point_take_exactly_the_hundred
     assert all(isinstance(o, InsufficientPointsError) for o in refused)
     account = await world.containers[0].commands().load("u1")
     assert (account.available(T0), account.version) == (0, 101)
-    await world.containers[0].relay().drain()
+    await world.project()
     assert (await first.balance.execute("u1")).available == 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import queue
 import sqlite3
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 from prometheus_client import Histogram
@@ -146,6 +147,25 @@ def create_schema(path: str) -> None:
         engine.dispose()
 
 
+class DatabaseInUseError(RuntimeError):
+    """Another process has the embedded database file open."""
+
+
+def lock_file(path: str) -> IO[bytes]:
+    """An exclusive lock on ``<path>.lock``, held as long as the returned file stays open (and dropped by the system
+    when the process dies)."""
+    handle = Path(f"{path}.lock").open("ab")  # noqa: SIM115 - held open for the store's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DatabaseInUseError(
+            f"{path} is already served by another process: the embedded profile runs one process per database "
+            "file. To run several processes, use the full stack (POINTS_PROFILE=stack, see the README)."
+        ) from None
+    return handle
+
+
 class SqlEventStore:
     """EventStore and Outbox on one SQLite file, with group commit (see the module docstring).
 
@@ -170,11 +190,15 @@ class SqlEventStore:
         self._unchecked = False
         self._restart_wal = False
         self._closed = False
+        self._lock: IO[bytes] | None = None
 
     @classmethod
     async def open(cls, path: str, max_batch: int = 512) -> SqlEventStore:
+        """Opens the file for this process alone: a second process would keep read models of its own that the first
+        one's relay starves (each deletes outbox rows the other has not read), so it is refused."""
         store = cls(path, max_batch)
         await asyncio.to_thread(create_schema, path)
+        store._lock = lock_file(path)
         store._loop = asyncio.get_running_loop()
         store._loop_thread = threading.get_ident()
         store._reader = sqlite_connect(path)
@@ -204,6 +228,8 @@ class SqlEventStore:
             await asyncio.to_thread(self._checkpointer.join)
         if self._reader is not None:
             self._reader.close()
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
 
     # -- EventStore ------------------------------------------------------------------------------------------
 
