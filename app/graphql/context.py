@@ -26,6 +26,14 @@ class TestClock(Protocol):
     def set(self, at: datetime) -> None: ...
 
 
+class RateLimited(Exception):
+    """The caller is over its rate limit: every field of the request answers RateLimitedError."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"rate limited for {retry_after:.3f} s")
+
+
 @dataclass
 class LedgerContext:
     services: PointServices
@@ -36,9 +44,16 @@ class LedgerContext:
     """The service's clock when POINTS_TEST_CLOCK is on; None otherwise."""
     request: Request | None = None
     response: Response | None = None
+    retry_after: float | None = None
+    """Seconds until the caller's rate-limit window ends when it is over its limit; None when it is not."""
+    introspection: bool = True
+    """Whether the schema may be introspected (POINTS_INTROSPECTION)."""
 
     def authorize(self, action: Action, user_id: str | None = None, source: Source | None = None) -> None:
-        """The role matrix, checked before any use case runs; raises ForbiddenError and so changes nothing."""
+        """The rate limit and the role matrix, checked before any use case runs; raises RateLimited or
+        ForbiddenError and so changes nothing."""
+        if self.retry_after is not None:
+            raise RateLimited(self.retry_after)
         if self.actor is None and self.refusal:
             raise ForbiddenError(self.refusal)
         authorize(self.actor, action, user_id, source)

@@ -53,7 +53,10 @@ class IdempotencyConflictError(Error):
     idempotency_key: str
 
 
-@strawberry.type(description="Only a fully unused, still active grant can be cancelled.")
+@strawberry.type(
+    description="Only a fully unused grant that is pending or active (not expired, not cancelled, not a lot that a "
+    "cancel reissued) can be cancelled."
+)
 class GrantNotCancellableError(Error):
     grant_id: str
     reason: str
@@ -96,6 +99,36 @@ class BusyError(Error):
 @strawberry.type(description="The test clock is off in this deployment (POINTS_TEST_CLOCK).")
 class TestClockDisabledError(Error):
     pass
+
+
+@strawberry.type(
+    description="A server behind the service (its store or a read model) is down or slow. Nothing was changed, or "
+    "the change is resolved by its idempotency key: retry later with the same key."
+)
+class ServiceUnavailableError(Error):
+    retryable: bool
+
+
+@strawberry.type(
+    description="The caller sent more requests than its role may in the current window (HTTP 429 with Retry-After). "
+    "Nothing was done; retry after retryAfterSeconds."
+)
+class RateLimitedError(Error):
+    retryable: bool
+    retry_after_seconds: float
+
+
+def service_unavailable(message: str) -> ServiceUnavailableError:
+    return ServiceUnavailableError(message=message, code="SERVICE_UNAVAILABLE", retryable=True)
+
+
+def rate_limited(retry_after: float) -> RateLimitedError:
+    return RateLimitedError(
+        message=f"too many requests; retry in {retry_after:.1f} s",
+        code="RATE_LIMITED",
+        retryable=True,
+        retry_after_seconds=round(retry_after, 3),
+    )
 
 
 def _convert(error: domain_errors.DomainError) -> Error:

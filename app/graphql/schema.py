@@ -219,7 +219,10 @@ class Mutation:
 
         return await _attempt(CancelUseResult, call)
 
-    @strawberry.mutation(description="Take back a grant that is fully unused and still active.")
+    @strawberry.mutation(
+        description="Take back a fully unused grant, pending or active (not expired or cancelled): a pending grant "
+        "can be cancelled, e.g. for an order called off before its purchase is confirmed."
+    )
     async def cancel_grant(self, info: LedgerInfo, input: t.CancelGrantInput) -> CancelGrantResult:
         context = info.context
 

@@ -2,10 +2,10 @@
 
 Debezium publishes each outbox row to the events topic keyed by user id, so one account's events keep their order
 within a partition. Every API process reads every partition from the beginning (assigned by hand: no consumer group,
-no committed offsets), decodes each message (:mod:`app.adapters.wire`) and hands the event to the projector.
-Delivery is at least once (Debezium re-sends after a restart): the projector skips a version it has applied, and a
-gap in an account's versions is healed from the event store. A message that cannot be decoded is logged and
-skipped.
+no committed offsets), keeps the messages of its own ledger (their ``aggregatetype``), decodes each
+(:mod:`app.adapters.wire`) and hands the event to the projector. Delivery is at least once (Debezium re-sends after a
+restart): the projector skips a version it has applied, and a gap in an account's versions is healed from the event
+store. A message that cannot be decoded is logged and skipped.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -29,10 +30,17 @@ CONSUMED = Counter("points_feed_events_total", "Events read from the events topi
 
 class KafkaEventFeed:
     def __init__(
-        self, bootstrap: str, topic: str, projector: Projector, store: EventStore, retry_seconds: float = 1.0
+        self,
+        bootstrap: str,
+        topic: str,
+        projector: Projector,
+        store: EventStore,
+        aggregate_type: str = "point_account",
+        retry_seconds: float = 1.0,
     ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
+        self._ledger = aggregate_type.encode()
         self._projector = projector
         self._store = store
         self._retry_seconds = retry_seconds
@@ -82,8 +90,17 @@ class KafkaEventFeed:
             batches = await consumer.getmany(timeout_ms=200)
             for tp, messages in batches.items():
                 for message in messages:
-                    await self._handle(message.value)
+                    if self._ours(message.headers):
+                        await self._handle(message.value)
                     self.positions[tp.partition] = message.offset + 1
+
+    def _ours(self, headers: Sequence[tuple[str, bytes]]) -> bool:
+        """Whether a message is of this process's ledger (its ``aggregatetype`` header; Debezium's EventRouter
+        puts it there, see ``docker/connect/points-outbox.json``). A message without the header is taken."""
+        for name, value in headers:
+            if name == "aggregatetype":
+                return value == self._ledger or value == b'"' + self._ledger + b'"'
+        return True
 
     async def _handle(self, value: bytes | None) -> None:
         try:

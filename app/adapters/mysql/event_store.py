@@ -37,6 +37,7 @@ from tenacity import AsyncRetrying, retry_if_exception, retry_if_exception_type,
 
 from app.adapters.sql.rows import CommitRows, commit_rows
 from app.adapters.sql.statements import Statement, Statements
+from app.adapters.sql.tables import AGGREGATE_TYPE
 from app.domain import codec
 from app.domain.events import RecordedEvent
 from app.domain.snapshot import decode_state
@@ -98,14 +99,17 @@ def _decode(type_name: str, payload: str) -> Any:
 class MySqlEventStore:
     """EventStore on MariaDB/MySQL. No Outbox: Debezium reads the outbox rows from the binlog."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, aggregate_type: str = AGGREGATE_TYPE) -> None:
         self._engine = engine
+        self._aggregate_type = aggregate_type
         self._sql = Statements.for_dialect(MYSQL)
         self._delete_outbox = "DELETE FROM point_event_outbox WHERE id IN ({})"
         self._read_all_locked = self._sql.select_all.sql + " LOCK IN SHARE MODE"
 
     @classmethod
-    def open(cls, url: str, pool_size: int = 32, connect_timeout: float = 2.0) -> MySqlEventStore:
+    def open(
+        cls, url: str, pool_size: int = 32, connect_timeout: float = 2.0, aggregate_type: str = AGGREGATE_TYPE
+    ) -> MySqlEventStore:
         """A store on ``url`` (``mysql+aiomysql://user:password@host:port/database``); connections are made when
         first needed."""
         engine = create_async_engine(
@@ -117,7 +121,7 @@ class MySqlEventStore:
             pool_reset_on_return=None,  # every use ends its own transaction (autocommit, or COMMIT/ROLLBACK)
             connect_args={"autocommit": True, "charset": "utf8mb4", "connect_timeout": connect_timeout},
         )
-        return cls(engine)
+        return cls(engine, aggregate_type)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -228,6 +232,9 @@ class MySqlEventStore:
 
     async def append(self, commit: Commit) -> None:
         rows = commit_rows(commit, mysql_time)
+        if self._aggregate_type != AGGREGATE_TYPE:
+            for row in rows.outbox:
+                row["aggregatetype"] = self._aggregate_type
         started = False
 
         async def write() -> None:

@@ -34,7 +34,12 @@ def override_stack(container: containers.Container, settings: Settings) -> None:
             f"the stack profile needs a mysql+aiomysql:// POINTS_DATABASE_URL, not {settings.database_url}"
         )
     container.event_store.override(
-        providers.Singleton(MySqlEventStore.open, settings.database_url, pool_size=settings.database_pool)
+        providers.Singleton(
+            MySqlEventStore.open,
+            settings.database_url,
+            pool_size=settings.database_pool,
+            aggregate_type=settings.aggregate_type,
+        )
     )
     container.event_store_lifetime = providers.Resource(closing, container.event_store)
     container.outbox.override(providers.Object(NoOutbox()))
@@ -43,6 +48,7 @@ def override_stack(container: containers.Container, settings: Settings) -> None:
             KafkaEventFeed,
             bootstrap=settings.kafka_bootstrap,
             topic=settings.kafka_topic,
+            aggregate_type=settings.aggregate_type,
             projector=container.projector,
             store=container.event_store,
         )
