@@ -12,6 +12,7 @@ from dependency_injector import containers, providers
 
 from app.adapters.clock import SettableClock, SystemClock, UuidIds
 from app.adapters.inmemory.event_store import InMemoryEventStore
+from app.adapters.inmemory.rate_limiter import InMemoryRateLimiter
 from app.adapters.inmemory.read_models import InMemoryBalanceView, InMemoryHistoryIndex
 from app.application.commands.expiry import ExpirePointsUseCase
 from app.application.commands.grants import ActivateGrantUseCase, CancelGrantUseCase, GrantPointsUseCase
@@ -42,6 +43,10 @@ class Container(containers.DeclarativeContainer):
     """The embedded stores are their own outbox; the stack has none (Debezium reads the binlog)."""
     balance_view = providers.Singleton(InMemoryBalanceView)
     history_index = providers.Singleton(InMemoryHistoryIndex)
+    read_wait = providers.Callable(lambda settings: settings.read_wait_ms / 1000, settings)
+    """How long a read-your-writes query waits for a read model before it asks the write model (seconds)."""
+    rate_limiter = providers.Singleton(InMemoryRateLimiter)
+    """The API's rate limits: in this process here; in Redis with POINTS_RATE_LIMIT_BACKEND=redis."""
 
     commands = providers.Singleton(
         AccountCommands,
@@ -61,9 +66,9 @@ class Container(containers.DeclarativeContainer):
         cancel_grant=providers.Singleton(CancelGrantUseCase, commands),
         clawback=providers.Singleton(ClawbackPointsUseCase, commands),
         expire=providers.Singleton(ExpirePointsUseCase, commands),
-        balance=providers.Singleton(GetBalance, balance_view, clock),
-        expiring=providers.Singleton(GetExpiringPoints, balance_view, clock),
-        history=providers.Singleton(GetHistory, history_index),
+        balance=providers.Singleton(GetBalance, balance_view, clock, event_store, read_wait),
+        expiring=providers.Singleton(GetExpiringPoints, balance_view, clock, event_store, read_wait),
+        history=providers.Singleton(GetHistory, history_index, event_store, read_wait),
         search=providers.Singleton(SearchEntries, history_index),
         stats=providers.Singleton(GetStats, history_index),
         account=providers.Singleton(GetAccount, event_store, clock),
@@ -78,6 +83,12 @@ def build_container(settings: Settings) -> Container:
     container = Container(settings=settings)
     if settings.test_clock:
         container.clock.override(providers.Singleton(SettableClock))
+    if settings.rate_limit_backend == "redis":
+        from app.adapters.redis.rate_limiter import redis_rate_limiter
+
+        container.rate_limiter.override(providers.Resource(redis_rate_limiter, settings.redis_url))
+    elif settings.rate_limit_backend != "memory":
+        raise ValueError(f"unknown rate limit backend {settings.rate_limit_backend!r}: use memory or redis")
     if settings.profile == "memory":
         return container
     if settings.profile == "embedded":

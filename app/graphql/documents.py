@@ -2,18 +2,20 @@
 
 Clients send the same few operation texts over and over, with different variables. Parsing and validating such a
 text costs several times what running the command does, and both depend only on the text, the schema and the
-validation rules, so the outcome is kept in a small LRU shared by every request. Strawberry's limiter extensions
-(QueryDepthLimiter, MaxAliasesLimiter) build new rule classes for each request, which would defeat any cache; here
-the rules are built once. The token limit applies when a text is parsed (a cached text was parsed with it).
+validation rules, so the outcome is kept in a small LRU shared by every request. The depth and alias limits are one
+validation rule of ours, built once (Strawberry's limiter extensions build new rule classes for each request, which
+would defeat any cache, and walk fragments again at every spread). The token limit applies when a text is parsed (a
+cached text was parsed with it).
 
 A text that does not parse is not kept (nor is its error); a text that parses is kept with its validation errors,
-if any, so that a refused query is refused again without the work. Both ways a request is run share the cache:
-Strawberry's pipeline (through the PreparedDocuments extension) and the view's direct path (``prepare``)."""
+if any, so that a refused query is refused again without the work."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from graphql import (
@@ -25,15 +27,16 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     InlineFragmentNode,
+    NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
     ValidationRule,
     parse,
-    specified_rules,
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
+from strawberry.types import ExecutionContext
 
 MAX_DEPTH = 10
 """No type of the ledger refers back to itself, so no query gets near this; it guards later additions.
@@ -120,8 +123,6 @@ class OperationLimits(ValidationRule):
 
 LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (OperationLimits,)
 """The depth and alias limits as one validation rule, built once so that validations can be reused."""
-RULES = (*specified_rules, *LIMIT_RULES)
-"""What Strawberry validates with once PreparedDocuments has added the limits (Strawberry adds a few of its own)."""
 
 
 @dataclass
@@ -164,26 +165,29 @@ class _Documents:
 
 documents = _Documents(CACHED_DOCUMENTS)
 
+INLINE_TEXT = 1_000
+"""Texts up to this many characters are validated on the event loop (well under a millisecond for what clients
+send); longer ones on the validation thread, since graphql-core needs up to about 150 ms for a text at the token
+limit (OverlappingFieldsCanBeMerged is quadratic in same-named fields) and the loop must go on answering meanwhile."""
 
-def prepare(schema: GraphQLSchema, query: str) -> Prepared | None:
-    """The document of a query text and its validation errors, as Strawberry's pipeline would find them; None when
-    the text does not parse (the pipeline then says why)."""
-    entry = documents.get(query)
-    if entry is None:
-        try:
-            document = parse(query, max_tokens=MAX_TOKENS)
-        except GraphQLError:
-            return None
-        entry = documents.put(query, document)
-    if entry.rules != RULES:
-        entry.rules, entry.errors = RULES, validate_document(schema, entry.document, RULES)
-    return entry
+_validator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphql-validation")
+"""One thread: however many long texts arrive at once, one of them at a time competes with the loop for the GIL,
+which the interpreter hands back every few milliseconds (sys.getswitchinterval)."""
+
+
+def _rules(context: ExecutionContext) -> tuple[type[ASTValidationRule], ...]:
+    """What the request is validated with: Strawberry's rules, the limits, and no introspection when it is off."""
+    rules = context.validation_rules + LIMIT_RULES
+    if not getattr(context.context, "introspection", True):
+        rules = (*rules, NoSchemaIntrospectionCustomRule)
+    return rules
 
 
 class PreparedDocuments(SchemaExtension):
     """Use as a factory (``extensions=[PreparedDocuments]``): the instance is per request, the cache is shared.
 
-    Parsing and validation themselves stay Strawberry's: on a miss the hooks let them run and keep what they found."""
+    Parsing stays Strawberry's: on a miss the hook lets it run and keeps what it found. Validation is done here,
+    with Strawberry's own ``validate_document``, so that a long text can be validated off the event loop."""
 
     _entry: Prepared | None = None
 
@@ -201,14 +205,23 @@ class PreparedDocuments(SchemaExtension):
         if query and context.graphql_document is not None:  # parsed: keep it (a syntax error leaves None)
             self._entry = documents.put(query, context.graphql_document)
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
-        rules = context.validation_rules = context.validation_rules + LIMIT_RULES
+        rules = context.validation_rules = _rules(context)
         entry = self._entry
         if entry is not None and entry.rules == rules:
             context.pre_execution_errors = list(entry.errors)  # Strawberry then skips validating
             yield
             return
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            schema = context.schema._schema
+            if len(context.query or "") <= INLINE_TEXT:
+                errors = validate_document(schema, document, rules)
+            else:
+                loop = asyncio.get_running_loop()
+                errors = await loop.run_in_executor(_validator, validate_document, schema, document, rules)
+            context.pre_execution_errors = errors
+            if entry is not None:
+                entry.rules, entry.errors = rules, list(errors)
         yield
-        if entry is not None and context.pre_execution_errors is not None:
-            entry.rules, entry.errors = rules, list(context.pre_execution_errors)

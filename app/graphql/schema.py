@@ -6,8 +6,9 @@ mutations; a refused call has changed nothing and returns no data."""
 # mypy: disable-error-code="untyped-decorator"
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar, get_args
 
 import strawberry
@@ -15,6 +16,7 @@ from graphql import GraphQLError, GraphQLInputObjectType, get_named_type, get_nu
 from strawberry.extensions import MaskErrors
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
+from strawberry.types import ExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
 
 from app.application.authorization import Action
@@ -27,10 +29,11 @@ from app.domain.errors import DomainError, InvalidInputError
 from app.domain.events import Source
 from app.graphql import errors as e
 from app.graphql import types as t
-from app.graphql.context import LedgerInfo
+from app.graphql.context import LedgerInfo, RateLimited
 from app.graphql.documents import PreparedDocuments
 from app.graphql.execution import LedgerExecutionContext
 from app.ports import read_models
+from app.ports.errors import UnavailableError
 
 GrantPointsResult = Annotated[
     t.Granted
@@ -42,7 +45,9 @@ GrantPointsResult = Annotated[
     | e.NotFoundError
     | e.ForbiddenError
     | e.InvalidInputError
-    | e.BusyError,
+    | e.BusyError
+    | e.RateLimitedError
+    | e.ServiceUnavailableError,
     strawberry.union("GrantPointsResult"),
 ]
 ActivateGrantResult = Annotated[
@@ -52,7 +57,9 @@ ActivateGrantResult = Annotated[
     | e.IdempotencyConflictError
     | e.ForbiddenError
     | e.InvalidInputError
-    | e.BusyError,
+    | e.BusyError
+    | e.RateLimitedError
+    | e.ServiceUnavailableError,
     strawberry.union("ActivateGrantResult"),
 ]
 UsePointsResult = Annotated[
@@ -62,7 +69,9 @@ UsePointsResult = Annotated[
     | e.IdempotencyConflictError
     | e.ForbiddenError
     | e.InvalidInputError
-    | e.BusyError,
+    | e.BusyError
+    | e.RateLimitedError
+    | e.ServiceUnavailableError,
     strawberry.union("UsePointsResult"),
 ]
 CancelUseResult = Annotated[
@@ -73,7 +82,9 @@ CancelUseResult = Annotated[
     | e.IdempotencyConflictError
     | e.ForbiddenError
     | e.InvalidInputError
-    | e.BusyError,
+    | e.BusyError
+    | e.RateLimitedError
+    | e.ServiceUnavailableError,
     strawberry.union("CancelUseResult"),
 ]
 CancelGrantResult = Annotated[
@@ -83,7 +94,9 @@ CancelGrantResult = Annotated[
     | e.IdempotencyConflictError
     | e.ForbiddenError
     | e.InvalidInputError
-    | e.BusyError,
+    | e.BusyError
+    | e.RateLimitedError
+    | e.ServiceUnavailableError,
     strawberry.union("CancelGrantResult"),
 ]
 ClawbackPointsResult = Annotated[
@@ -93,31 +106,60 @@ ClawbackPointsResult = Annotated[
     | e.IdempotencyConflictError
     | e.ForbiddenError
     | e.InvalidInputError
-    | e.BusyError,
+    | e.BusyError
+    | e.RateLimitedError
+    | e.ServiceUnavailableError,
     strawberry.union("ClawbackPointsResult"),
 ]
 ExpirePointsResult = Annotated[
-    t.ExpiryRun | e.ForbiddenError | e.InvalidInputError | e.BusyError,
+    t.ExpiryRun | e.ForbiddenError | e.InvalidInputError | e.BusyError | e.RateLimitedError | e.ServiceUnavailableError,
     strawberry.union("ExpirePointsResult"),
 ]
 SetTestClockResult = Annotated[
-    t.TestClock | e.TestClockDisabledError | e.ForbiddenError | e.InvalidInputError,
+    t.TestClock
+    | e.TestClockDisabledError
+    | e.ForbiddenError
+    | e.InvalidInputError
+    | e.RateLimitedError
+    | e.ServiceUnavailableError,
     strawberry.union("SetTestClockResult"),
 ]
-BalanceResult = Annotated[t.Balance | e.ForbiddenError | e.InvalidInputError, strawberry.union("BalanceResult")]
-ExpiringPointsResult = Annotated[
-    t.ExpiringPoints | e.ForbiddenError | e.InvalidInputError, strawberry.union("ExpiringPointsResult")
+BalanceResult = Annotated[
+    t.Balance | e.ForbiddenError | e.InvalidInputError | e.RateLimitedError | e.ServiceUnavailableError,
+    strawberry.union("BalanceResult"),
 ]
-HistoryResult = Annotated[t.EntryConnection | e.ForbiddenError | e.InvalidInputError, strawberry.union("HistoryResult")]
+ExpiringPointsResult = Annotated[
+    t.ExpiringPoints | e.ForbiddenError | e.InvalidInputError | e.RateLimitedError | e.ServiceUnavailableError,
+    strawberry.union("ExpiringPointsResult"),
+]
+HistoryResult = Annotated[
+    t.EntryConnection | e.ForbiddenError | e.InvalidInputError | e.RateLimitedError | e.ServiceUnavailableError,
+    strawberry.union("HistoryResult"),
+]
 SearchEntriesResult = Annotated[
-    t.EntryConnection | e.ForbiddenError | e.InvalidInputError, strawberry.union("SearchEntriesResult")
+    t.EntryConnection | e.ForbiddenError | e.InvalidInputError | e.RateLimitedError | e.ServiceUnavailableError,
+    strawberry.union("SearchEntriesResult"),
 ]
 PointStatsResult = Annotated[
-    t.PointStats | e.ForbiddenError | e.InvalidInputError, strawberry.union("PointStatsResult")
+    t.PointStats | e.ForbiddenError | e.InvalidInputError | e.RateLimitedError | e.ServiceUnavailableError,
+    strawberry.union("PointStatsResult"),
 ]
-AccountResult = Annotated[t.Account | e.ForbiddenError | e.InvalidInputError, strawberry.union("AccountResult")]
+AccountResult = Annotated[
+    t.Account | e.ForbiddenError | e.InvalidInputError | e.RateLimitedError | e.ServiceUnavailableError,
+    strawberry.union("AccountResult"),
+]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+AtLeastVersion = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Read your writes: the account version a mutation returned. The answer then reflects at least "
+        "that version: from the read model once it has it (waiting briefly, POINTS_READ_WAIT_MS), else from the "
+        "write model; its `source` and `version` say which."
+    ),
+]
 
 
 def _members(result_type: Any) -> tuple[type, ...]:
@@ -125,16 +167,33 @@ def _members(result_type: Any) -> tuple[type, ...]:
 
 
 async def _attempt(result_type: Any, call: Callable[[], Awaitable[T]]) -> T | Any:
-    """Runs ``call``; a refusal (authorization, validation or a rule) becomes the typed error of the union."""
+    """Runs ``call``; a refusal (rate limit, authorization, validation or a rule) becomes the typed error of the
+    union, and so does a server behind a port that is down (ServiceUnavailableError, retryable)."""
     try:
         return await call()
     except DomainError as error:
         return e.error_result(error, _members(result_type))
+    except RateLimited as limited:
+        return e.rate_limited(limited.retry_after)
+    except UnavailableError as error:
+        log.warning("%s", error)  # one line: the server's own logs say why
+        return e.service_unavailable(str(error))
+    except OverflowError:  # a date past the calendar's end that the bounds below did not foresee
+        return e.error_result(InvalidInputError("input", "a date is out of range"), _members(result_type))
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+"""Dates accepted at the edge: [EARLIEST, LATEST). Expiries and periods are computed from them (years of them at
+most), which near the calendar's ends (year 1 or 9999) overflows."""
 
 
 def _aware(field: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise InvalidInputError(field, f"{field} needs a timezone offset, e.g. 2026-01-01T00:00:00Z")
+    if value is not None:
+        if value.tzinfo is None:
+            raise InvalidInputError(field, f"{field} needs a timezone offset, e.g. 2026-01-01T00:00:00Z")
+        if not EARLIEST <= value < LATEST:
+            raise InvalidInputError(field, f"{field} must be from {EARLIEST.year} up to, not including, {LATEST.year}")
     return value
 
 
@@ -293,33 +352,45 @@ class Mutation:
 @strawberry.type
 class Query:
     @strawberry.field(description="Available and pending points now. user: own only; service and admin: any.")
-    async def balance(self, info: LedgerInfo, user_id: str) -> BalanceResult:
+    async def balance(self, info: LedgerInfo, user_id: str, at_least_version: AtLeastVersion = None) -> BalanceResult:
         context = info.context
 
         async def call() -> t.Balance:
             context.authorize(Action.READ_BALANCE, user_id)
-            return t.Balance.of(await context.services.balance.execute(require_id("userId", user_id)))
+            result = await context.services.balance.execute(require_id("userId", user_id), at_least_version)
+            return t.Balance.of(result)
 
         return await _attempt(BalanceResult, call)
 
     @strawberry.field(description="Every expiry date within the window with its amount. user: own only; admin.")
-    async def expiring_points(self, info: LedgerInfo, user_id: str, within_days: int = 30) -> ExpiringPointsResult:
+    async def expiring_points(
+        self, info: LedgerInfo, user_id: str, within_days: int = 30, at_least_version: AtLeastVersion = None
+    ) -> ExpiringPointsResult:
         context = info.context
 
         async def call() -> t.ExpiringPoints:
             context.authorize(Action.READ_EXPIRING, user_id)
-            result = await context.services.expiring.execute(require_id("userId", user_id), within_days)
+            result = await context.services.expiring.execute(
+                require_id("userId", user_id), within_days, at_least_version
+            )
             return t.ExpiringPoints.of(result)
 
         return await _attempt(ExpiringPointsResult, call)
 
     @strawberry.field(description="An account's history, newest first. user: own only; admin.")
-    async def history(self, info: LedgerInfo, user_id: str, first: int = 20, after: str | None = None) -> HistoryResult:
+    async def history(
+        self,
+        info: LedgerInfo,
+        user_id: str,
+        first: int = 20,
+        after: str | None = None,
+        at_least_version: AtLeastVersion = None,
+    ) -> HistoryResult:
         context = info.context
 
         async def call() -> t.EntryConnection:
             context.authorize(Action.READ_HISTORY, user_id)
-            page = await context.services.history.execute(require_id("userId", user_id), first, after)
+            page = await context.services.history.execute(require_id("userId", user_id), first, after, at_least_version)
             return t.EntryConnection.of(page)
 
         return await _attempt(HistoryResult, call)
@@ -394,14 +465,17 @@ def _unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
-def masked(errors: list[GraphQLError]) -> list[GraphQLError]:
-    """The errors as a client sees them: what MaskErrors (below) does, for the view's direct path."""
-    return [
-        GraphQLError(MASKED, nodes=e.nodes, source=e.source, positions=e.positions, path=e.path)
-        if _unexpected(e)
-        else e
-        for e in errors
-    ]
+class LedgerSchema(strawberry.Schema):
+    """Strawberry's schema, logging as a service should: a request the client got wrong (syntax, validation,
+    variables) makes one line without a traceback, at INFO; an error the code did not mean to raise (a bug, masked
+    for the client) is logged with its traceback, as Strawberry does."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        client = [error for error in errors if not _unexpected(error)]
+        if client:
+            more = f" (and {len(client) - 1} more)" if len(client) > 1 else ""
+            log.info("request refused: %s%s", client[0].message, more)
+        super().process_errors([error for error in errors if _unexpected(error)], execution_context)
 
 
 class _NameConverter(NameConverter):
@@ -418,7 +492,7 @@ class _NameConverter(NameConverter):
         return converted
 
 
-schema = strawberry.Schema(
+schema = LedgerSchema(
     query=Query,
     mutation=Mutation,
     config=StrawberryConfig(name_converter=_NameConverter()),

@@ -8,7 +8,7 @@ from datetime import date, datetime
 import strawberry
 
 from app.application.commands import results
-from app.application.queries import balances
+from app.application.queries import balances, history
 from app.domain import events
 from app.ports import read_models
 
@@ -45,6 +45,16 @@ class EntryKind(enum.Enum):
     GRANT_CANCELLED = "GRANT_CANCELLED"
     EXPIRED = "EXPIRED"
     CLAWED_BACK = "CLAWED_BACK"
+
+
+@strawberry.enum(description="Which model answered a query.")
+class ReadSource(enum.Enum):
+    READ_MODEL = strawberry.enum_value("READ_MODEL", description="The read model (kept by the projector).")
+    WRITE_MODEL = strawberry.enum_value(
+        "WRITE_MODEL",
+        description="The write model (the event store), because the read model had not yet reached atLeastVersion "
+        "within the wait.",
+    )
 
 
 @strawberry.enum(description="Calendar buckets of statistics, in UTC.")
@@ -279,12 +289,17 @@ class TestClock:
 # --------------------------------------------------------------------------------------------- query results
 
 
+_VERSION = "The account version the answer reflects (at least atLeastVersion when that was asked and exists)."
+_SOURCE = "Which model answered: the read model, or the write model when the read model lagged atLeastVersion."
+
+
 @strawberry.type
 class Balance:
     user_id: str
     available: int
     pending: int
-    version: int = strawberry.field(description="The last account version the balance view has applied.")
+    version: int = strawberry.field(description=_VERSION)
+    source: ReadSource = strawberry.field(description=_SOURCE)
 
     @classmethod
     def of(cls, balance: balances.Balance) -> Balance:
@@ -293,6 +308,7 @@ class Balance:
             available=balance.available,
             pending=balance.pending,
             version=balance.version,
+            source=ReadSource(balance.source.value),
         )
 
 
@@ -308,6 +324,8 @@ class ExpiringPoints:
     within_days: int
     total: int
     dates: list[ExpiringAmount] = strawberry.field(description="Every expiry date in the window, soonest first.")
+    version: int = strawberry.field(description=_VERSION)
+    source: ReadSource = strawberry.field(description=_SOURCE)
 
     @classmethod
     def of(cls, expiring: balances.ExpiringPoints) -> ExpiringPoints:
@@ -316,6 +334,8 @@ class ExpiringPoints:
             within_days=expiring.within_days,
             total=expiring.total,
             dates=[ExpiringAmount(date=d.date, amount=d.amount) for d in expiring.dates],
+            version=expiring.version,
+            source=ReadSource(expiring.source.value),
         )
 
 
@@ -371,10 +391,16 @@ class EntryEdge:
 class EntryConnection:
     edges: list[EntryEdge]
     page_info: PageInfo
+    version: int | None = strawberry.field(description="history: " + _VERSION + " searchEntries: null.")
+    source: ReadSource = strawberry.field(description=_SOURCE)
 
     @classmethod
-    def of(cls, page: read_models.HistoryPage) -> EntryConnection:
+    def of(cls, page: read_models.HistoryPage | history.AccountHistory) -> EntryConnection:
         edges = [EntryEdge(cursor=cursor, node=HistoryEntry.of(entry)) for cursor, entry in page.entries]
+        if isinstance(page, history.AccountHistory):
+            version, source = page.version, ReadSource(page.source.value)
+        else:
+            version, source = None, ReadSource.READ_MODEL
         return cls(
             edges=edges,
             page_info=PageInfo(
@@ -382,6 +408,8 @@ class EntryConnection:
                 end_cursor=edges[-1].cursor if edges else None,
                 start_cursor=edges[0].cursor if edges else None,
             ),
+            version=version,
+            source=source,
         )
 
 

@@ -34,15 +34,28 @@ class LotView:
         return status_as_of(self.status, self.expires_at, self.pending_until, now)
 
 
-class BalanceView(Protocol):
+class AccountVersions(Protocol):
+    """Which version of each account a read model holds, for reads that must see a given write (read-your-writes).
+
+    A read model applies an account's events in version order, so holding version N means every change up to N
+    is in it. ``version`` is 0 for an account it has never seen."""
+
+    async def version(self, user_id: str) -> int: ...
+
+    async def wait_for_version(self, user_id: str, version: int, timeout: float) -> int:
+        """The version held, as soon as it is at least ``version`` (at once when it is already), or else, after
+        ``timeout`` seconds, the version held then, which is lower. A timeout is not an error; nothing is raised for
+        it. A read model that cannot be told of its updates polls within the bound."""
+        ...
+
+
+class BalanceView(AccountVersions, Protocol):
     """Per-account lots, kept by the projector; balances are computed from them as of the asking moment.
 
     ``apply`` is atomic and guarded by the account's version: it writes only when the stored version is
     ``version - 1``, returns False when ``version`` was applied already (a redelivery), and raises
-    :class:`ProjectionGapError` when an earlier version is missing.
+    :class:`ProjectionGapError` when an earlier version is missing. ``version`` is the last version applied.
     """
-
-    async def version(self, user_id: str) -> int: ...
 
     async def lots(self, user_id: str, grant_ids: Sequence[str] | None = None) -> list[LotView]: ...
 
@@ -125,12 +138,19 @@ class Stats:
     buckets: list[StatsBucket] = field(default_factory=list)
 
 
-class HistoryIndex(Protocol):
+class HistoryIndex(AccountVersions, Protocol):
     """Every history entry, searchable. ``index`` is idempotent (an entry's id is its event's id).
 
     Pages are newest first; cursors are opaque strings that only the same index understands, and a malformed one
-    raises ValueError.
+    raises ValueError. An account's ``version`` here is that of the newest entry indexed for it (an event that
+    makes no entry, such as the expiry of a lot with nothing left, does not advance it).
     """
+
+    def page(self, entries: Sequence[HistoryEntry], first: int, after: str | None) -> HistoryPage:
+        """A history page of one account made from ``entries`` (all of that account's entries, in any order),
+        exactly as ``history`` would answer if the index held just these: the same order and the same cursors, so
+        that a client can page on in the index from a page made here (from the write model). No I/O."""
+        ...
 
     async def index(self, entries: Sequence[HistoryEntry]) -> None: ...
 

@@ -37,7 +37,7 @@ from app.domain.policy import PointPolicy
 from app.entrypoints.runtime import running
 from app.ports.event_store import Commit, ConcurrencyError, EventStore, IdempotencyRecord, Outbox
 from app.settings import Settings
-from tests.stack import MYSQL_URL, fresh_mysql, mysql_outbox_rows
+from tests.servers import MYSQL_URL, fresh_mysql, mysql_outbox_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

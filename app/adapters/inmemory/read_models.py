@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from app.adapters.cursors import decode_cursor, encode_cursor
+from app.adapters.inmemory.versions import VersionWaits
 from app.adapters.periods import bucket_bounds
 from app.domain.account import LotStatus
 from app.domain.events import Allocation
@@ -68,9 +69,13 @@ class InMemoryBalanceView:
     def __init__(self) -> None:
         self._lots: dict[str, dict[str, LotRow]] = defaultdict(dict)
         self._versions: dict[str, int] = defaultdict(int)
+        self._waits = VersionWaits()
 
     async def version(self, user_id: str) -> int:
         return self._versions.get(user_id, 0)
+
+    async def wait_for_version(self, user_id: str, version: int, timeout: float) -> int:
+        return await self._waits.wait(user_id, version, lambda: self._versions.get(user_id, 0), timeout)
 
     async def lots(self, user_id: str, grant_ids: Sequence[str] | None = None) -> list[LotView]:
         held = self._lots.get(user_id, {})
@@ -88,6 +93,7 @@ class InMemoryBalanceView:
         for lot in lots:
             held[lot.grant_id] = lot_row(lot)
         self._versions[user_id] = version
+        self._waits.reached(user_id, version)
         return True
 
 
@@ -108,34 +114,58 @@ def _sort_key(entry: HistoryEntry) -> tuple[int, str, int]:
     return (int(entry.occurred_at.timestamp() * 1_000_000), entry.user_id, entry.version)
 
 
+def _account_page(
+    versions: Iterable[int], entry: Callable[[int], HistoryEntry], first: int, after: str | None
+) -> HistoryPage:
+    """An account's entries newest first, by version; a cursor is the version of its entry."""
+    below = decode_cursor(after)[0] if after else None
+    if below is not None and not isinstance(below, int):
+        raise ValueError("malformed cursor")
+    ordered = sorted((v for v in versions if below is None or v < below), reverse=True)
+    return HistoryPage([(encode_cursor([v]), entry(v)) for v in ordered[:first]], has_next=len(ordered) > first)
+
+
 class InMemoryHistoryIndex:
     """History entries in a dict; pages sorted newest first by (time, user, version)."""
 
     def __init__(self) -> None:
         self._entries: dict[str, EntryRow] = {}
         self._by_user: dict[str, dict[int, EntryRow]] = defaultdict(dict)
+        self._versions: dict[str, int] = {}
+        self._waits = VersionWaits()
 
     async def index(self, entries: Sequence[HistoryEntry]) -> None:
         for entry in entries:
             row = entry_row(entry)
             self._entries[entry.entry_id] = row
             self._by_user[entry.user_id][entry.version] = row
+            if entry.version > self._versions.get(entry.user_id, 0):
+                self._versions[entry.user_id] = entry.version
+                self._waits.reached(entry.user_id, entry.version)
+
+    async def version(self, user_id: str) -> int:
+        return self._versions.get(user_id, 0)
+
+    async def wait_for_version(self, user_id: str, version: int, timeout: float) -> int:
+        return await self._waits.wait(user_id, version, lambda: self._versions.get(user_id, 0), timeout)
 
     def _all(self) -> list[HistoryEntry]:
         return [history_entry(row) for row in self._entries.values()]
 
     async def history(self, user_id: str, first: int, after: str | None) -> HistoryPage:
-        below = decode_cursor(after)[0] if after else None
         held = self._by_user.get(user_id, {})
-        versions = sorted((v for v in held if below is None or v < below), reverse=True)
-        return HistoryPage(
-            [(encode_cursor([v]), history_entry(held[v])) for v in versions[:first]], has_next=len(versions) > first
-        )
+        return _account_page(held.keys(), lambda v: history_entry(held[v]), first, after)
+
+    def page(self, entries: Sequence[HistoryEntry], first: int, after: str | None) -> HistoryPage:
+        by_version = {entry.version: entry for entry in entries}
+        return _account_page(by_version.keys(), by_version.__getitem__, first, after)
 
     async def search(self, where: EntryFilter, first: int, after: str | None) -> HistoryPage:
         entries = sorted((e for e in self._all() if matches(e, where)), key=_sort_key, reverse=True)
         if after:
             mark = tuple(decode_cursor(after))
+            if [type(part) for part in mark] != [int, str, int]:
+                raise ValueError("malformed cursor")
             entries = [e for e in entries if _sort_key(e) < mark]
         return HistoryPage(
             [(encode_cursor(list(_sort_key(e))), e) for e in entries[:first]], has_next=len(entries) > first

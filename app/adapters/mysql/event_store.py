@@ -212,11 +212,12 @@ class MySqlEventStore:
                     gaps = _gaps(after, [row[0] for row in rows])
                     if gaps and len(gaps) < 1000:
                         await asyncio.sleep(GAP_RECHECK_SECONDS)
+                        listed = ", ".join(str(int(position)) for position in gaps)
                         await cursor.execute(
                             self._sql.select_all.sql.replace(
-                                "WHERE point_events.position > %(after)s", "WHERE point_events.position IN %(gaps)s"
+                                "WHERE point_events.position > %(after)s", f"WHERE point_events.position IN ({listed})"
                             ),
-                            {"gaps": gaps, "limit": limit},
+                            {"limit": limit},
                         )
                         rows = sorted(rows + list(await cursor.fetchall()))
                     await driver.commit()

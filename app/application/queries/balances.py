@@ -1,15 +1,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Protocol
 
-from app.domain.account import Account, LotStatus
+from app.application.queries.consistency import ReadSource, caught_up, write_model_account
+from app.domain.account import LotStatus
 from app.domain.errors import InvalidInputError
 from app.domain.events import Allocation
 from app.ports.clock import Clock
 from app.ports.event_store import EventStore
-from app.ports.read_models import BalanceView, LotView
+from app.ports.read_models import BalanceView
 
 
 @dataclass(frozen=True)
@@ -18,28 +21,53 @@ class Balance:
     available: int
     pending: int
     version: int
+    """The account version the answer reflects."""
+    source: ReadSource = ReadSource.READ_MODEL
+
+
+class _Lot(Protocol):
+    """What a balance is computed from: a lot of the balance view or of the account itself."""
+
+    @property
+    def remaining(self) -> int: ...
+
+    @property
+    def expires_at(self) -> datetime: ...
+
+    def status_at(self, now: datetime) -> LotStatus: ...
 
 
 class GetBalance:
     """Balance from the balance view (Redis in the stack): Σ remaining of lots active as of now (rule 1), so it
-    never waits for the expiry batch."""
+    never waits for the expiry batch. Given ``at_least_version``, from a view that holds that version of the account
+    (waiting up to ``read_wait`` seconds for it), else from the write model."""
 
-    def __init__(self, balances: BalanceView, clock: Clock) -> None:
+    def __init__(self, balances: BalanceView, clock: Clock, store: EventStore, read_wait: float = 0.3) -> None:
         self._balances = balances
         self._clock = clock
+        self._store = store
+        self._read_wait = read_wait
 
-    async def execute(self, user_id: str) -> Balance:
-        now = self._clock.now()
+    async def execute(self, user_id: str, at_least_version: int | None = None) -> Balance:
+        version = await caught_up(self._balances, user_id, at_least_version, self._read_wait)
+        if version is None:
+            account = await write_model_account(self._store, user_id)
+            return _balance(user_id, account.lots, self._clock.now(), account.version, ReadSource.WRITE_MODEL)
         lots = await self._balances.lots(user_id)
-        return Balance(
-            user_id=user_id,
-            available=_sum(lots, now, LotStatus.ACTIVE),
-            pending=_sum(lots, now, LotStatus.PENDING),
-            version=await self._balances.version(user_id),
-        )
+        return _balance(user_id, lots, self._clock.now(), version, ReadSource.READ_MODEL)
 
 
-def _sum(lots: list[LotView], now: datetime, status: LotStatus) -> int:
+def _balance(user_id: str, lots: Sequence[_Lot], now: datetime, version: int, source: ReadSource) -> Balance:
+    return Balance(
+        user_id=user_id,
+        available=_sum(lots, now, LotStatus.ACTIVE),
+        pending=_sum(lots, now, LotStatus.PENDING),
+        version=version,
+        source=source,
+    )
+
+
+def _sum(lots: Sequence[_Lot], now: datetime, status: LotStatus) -> int:
     return sum(lot.remaining for lot in lots if lot.status_at(now) is status)
 
 
@@ -55,29 +83,43 @@ class ExpiringPoints:
     within_days: int
     total: int
     dates: list[ExpiringAmount]
+    version: int = 0
+    """The account version the answer reflects."""
+    source: ReadSource = ReadSource.READ_MODEL
 
 
 MAX_EXPIRING_WINDOW_DAYS = 5 * 366
 
 
 class GetExpiringPoints:
-    """Rule 14: every upcoming expiry date (UTC) within the window, with the amount that lapses on it."""
+    """Rule 14: every upcoming expiry date (UTC) within the window, with the amount that lapses on it. Given
+    ``at_least_version``, as GetBalance."""
 
-    def __init__(self, balances: BalanceView, clock: Clock) -> None:
+    def __init__(self, balances: BalanceView, clock: Clock, store: EventStore, read_wait: float = 0.3) -> None:
         self._balances = balances
         self._clock = clock
+        self._store = store
+        self._read_wait = read_wait
 
-    async def execute(self, user_id: str, within_days: int) -> ExpiringPoints:
+    async def execute(self, user_id: str, within_days: int, at_least_version: int | None = None) -> ExpiringPoints:
         if not 1 <= within_days <= MAX_EXPIRING_WINDOW_DAYS:
             raise InvalidInputError("withinDays", f"withinDays must be within 1..{MAX_EXPIRING_WINDOW_DAYS}")
+        version = await caught_up(self._balances, user_id, at_least_version, self._read_wait)
+        source = ReadSource.READ_MODEL
+        lots: Sequence[_Lot]
+        if version is None:
+            account = await write_model_account(self._store, user_id)
+            lots, version, source = account.lots, account.version, ReadSource.WRITE_MODEL
+        else:
+            lots = await self._balances.lots(user_id)
         now = self._clock.now()
         horizon = now + timedelta(days=within_days)
         by_date: dict[date, int] = defaultdict(int)
-        for lot in await self._balances.lots(user_id):
+        for lot in lots:
             if lot.remaining > 0 and lot.status_at(now) is LotStatus.ACTIVE and lot.expires_at <= horizon:
                 by_date[lot.expires_at.date()] += lot.remaining
         dates = [ExpiringAmount(day, amount) for day, amount in sorted(by_date.items())]
-        return ExpiringPoints(user_id, within_days, sum(d.amount for d in dates), dates)
+        return ExpiringPoints(user_id, within_days, sum(d.amount for d in dates), dates, version, source)
 
 
 @dataclass(frozen=True)
@@ -126,8 +168,7 @@ class GetAccount:
         self._clock = clock
 
     async def execute(self, user_id: str) -> AccountDetail:
-        stream = await self._store.load(user_id)
-        account = Account.rebuild(user_id, (r.event for r in stream.events), stream.snapshot)
+        account = await write_model_account(self._store, user_id)
         now = self._clock.now()
         return AccountDetail(
             user_id=user_id,

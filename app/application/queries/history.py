@@ -1,24 +1,68 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app.application.projection import history_entry, lot_updates, touched_lots
+from app.application.queries.consistency import ReadSource, caught_up
 from app.application.queries.pages import page_size
 from app.domain.errors import InvalidInputError
-from app.ports.read_models import EntryFilter, HistoryIndex, HistoryPage, Interval, Stats
+from app.domain.events import RecordedEvent
+from app.ports.event_store import EventStore
+from app.ports.read_models import EntryFilter, HistoryEntry, HistoryIndex, HistoryPage, Interval, LotView, Stats
+
+
+@dataclass(frozen=True)
+class AccountHistory:
+    """A page of an account's history, and which model of which version of the account it comes from."""
+
+    entries: list[tuple[str, HistoryEntry]]
+    """Each entry with its cursor."""
+    has_next: bool
+    version: int
+    source: ReadSource = ReadSource.READ_MODEL
 
 
 class GetHistory:
-    """An account's history from the history index (OpenSearch in the stack), newest first, cursor-paginated."""
+    """An account's history from the history index (OpenSearch in the stack), newest first, cursor-paginated. Given
+    ``at_least_version``, from an index that holds that version of the account (waiting up to ``read_wait`` seconds
+    for it), else made from the write model's events the way the projector makes it, with the index's cursors."""
 
-    def __init__(self, index: HistoryIndex) -> None:
+    def __init__(self, index: HistoryIndex, store: EventStore, read_wait: float = 0.3) -> None:
         self._index = index
+        self._store = store
+        self._read_wait = read_wait
 
-    async def execute(self, user_id: str, first: int = 20, after: str | None = None) -> HistoryPage:
+    async def execute(
+        self, user_id: str, first: int = 20, after: str | None = None, at_least_version: int | None = None
+    ) -> AccountHistory:
+        size = page_size(first)
+        version = await caught_up(self._index, user_id, at_least_version, self._read_wait)
         try:
-            return await self._index.history(user_id, page_size(first), after)
+            if version is None:
+                events = await self._store.events_after(user_id, 0)
+                page = self._index.page(replayed_entries(events), size, after)
+                version, source = (events[-1].version if events else 0), ReadSource.WRITE_MODEL
+            else:
+                page, source = await self._index.history(user_id, size, after), ReadSource.READ_MODEL
         except ValueError:
             raise InvalidInputError("after", "the cursor is not one this service gave out") from None
+        return AccountHistory(page.entries, page.has_next, version, source)
+
+
+def replayed_entries(events: Sequence[RecordedEvent]) -> list[HistoryEntry]:
+    """An account's history entries made from its whole event stream, as the projector makes them."""
+    lots: dict[str, LotView] = {}
+    entries = []
+    for recorded in events:
+        event = recorded.event
+        current = {g: lots[g] for g in touched_lots(event) if g in lots}
+        entry = history_entry(recorded, current)
+        if entry is not None:
+            entries.append(entry)
+        lots.update((lot.grant_id, lot) for lot in lot_updates(event, current))
+    return entries
 
 
 class SearchEntries:

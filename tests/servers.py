@@ -1,0 +1,222 @@
+"""Where the tests find the stack's servers: the environment that ``scripts/stack.sh up`` writes to ``.stack/env``
+(``scripts/test.sh`` exports it), else the stack's defaults. A test that needs a server fails when it is not
+there; none is skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomysql
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.engine import make_url
+
+from app.adapters.mysql.migrate import migrate
+from app.settings import STACK_DATABASE_URL
+
+MYSQL_URL = os.environ.get("POINTS_DATABASE_URL", "") or STACK_DATABASE_URL
+if not MYSQL_URL.startswith("mysql"):
+    MYSQL_URL = STACK_DATABASE_URL
+KAFKA_BOOTSTRAP = os.environ.get("POINTS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+KAFKA_TOPIC = os.environ.get("POINTS_KAFKA_TOPIC", "points.events")
+CONNECT_URL = os.environ.get("POINTS_CONNECT_URL", "http://127.0.0.1:8083")
+
+TABLES = ("point_events", "point_event_outbox", "point_idempotency", "point_snapshots", "point_lot_expiries")
+_migrated = False
+
+
+async def mysql_connection() -> aiomysql.Connection:
+    url = make_url(MYSQL_URL)
+    return await aiomysql.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "",
+        password=url.password or "",
+        db=url.database or "",
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+async def mysql_rows(sql: str, *args: object) -> list[tuple[object, ...]]:
+    connection = await mysql_connection()
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute(sql, args or None)
+            return list(await cursor.fetchall())
+    finally:
+        connection.close()
+
+
+async def fresh_mysql() -> None:
+    """The schema migrated (once per run) and every table emptied, so that a test starts from no accounts."""
+    global _migrated
+    if not _migrated:
+        await asyncio.to_thread(migrate, MYSQL_URL)
+        _migrated = True
+    connection = await mysql_connection()
+    try:
+        async with connection.cursor() as cursor:
+            for table in TABLES:
+                await cursor.execute(f"TRUNCATE TABLE {table}")
+    finally:
+        connection.close()
+
+
+async def mysql_outbox_rows() -> list[tuple[object, ...]]:
+    return await mysql_rows("SELECT id FROM point_event_outbox")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "stack-secret-that-is-long-enough-for-hs256"
+
+
+def stack(action: str, server: str) -> None:
+    """``scripts/stack.sh ACTION SERVER``: stop, start or kill (SIGKILL) one server of the running stack."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "stack.sh"), action, server],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, f"stack.sh {action} {server} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def new_ledger() -> str:
+    """A ledger name of its own (the outbox rows' aggregatetype), so that a test reads only its own events."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Message:
+    key: str
+    headers: dict[str, bytes]
+    value: dict[str, Any]
+    partition: int
+    offset: int
+
+
+class TopicReader:
+    """Reads the events topic from its end as it was when :meth:`start` ran: what Debezium publishes from then on,
+    of one ledger."""
+
+    def __init__(self, ledger: str) -> None:
+        self.ledger = ledger.encode()
+        self.messages: list[Message] = []
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> TopicReader:
+        consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        await consumer.topics()
+        partitions = [TopicPartition(KAFKA_TOPIC, p) for p in sorted(consumer.partitions_for_topic(KAFKA_TOPIC) or [])]
+        assert partitions, f"no topic {KAFKA_TOPIC}"
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)  # resolve the end now, before the test writes
+        self._consumer = consumer
+        return self
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def read(self, count: int, seconds: float = 60.0) -> list[Message]:
+        """Until at least ``count`` messages of the ledger arrived (fails after ``seconds``)."""
+        assert self._consumer is not None
+        deadline = time.monotonic() + seconds
+        while len(self.messages) < count:
+            assert time.monotonic() < deadline, f"{len(self.messages)} of {count} messages after {seconds}s"
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for tp, records in batches.items():
+                for record in records:
+                    headers = dict(record.headers)
+                    if headers.get("aggregatetype", b"").strip(b'"') != self.ledger:
+                        continue
+                    self.messages.append(
+                        Message(
+                            record.key.decode() if record.key else "",
+                            headers,
+                            orjson.loads(record.value),
+                            tp.partition,
+                            record.offset,
+                        )
+                    )
+        return self.messages
+
+
+def stack_environment(ledger: str, **more: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POINTS_")}
+    env.update(
+        POINTS_PROFILE="stack",
+        POINTS_DATABASE_URL=MYSQL_URL,
+        POINTS_KAFKA_BOOTSTRAP=KAFKA_BOOTSTRAP,
+        POINTS_KAFKA_TOPIC=KAFKA_TOPIC,
+        POINTS_AGGREGATE_TYPE=ledger,
+        POINTS_JWT_SECRET=SECRET,
+        **more,
+    )
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def api_processes(count: int, ledger: str, log_dir: Path) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """``count`` API processes (``python -m app serve``) on the stack, each on its own port, all on one database."""
+    processes: list[tuple[asyncio.subprocess.Process, Path]] = []
+    clients: list[httpx.AsyncClient] = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            log = log_dir / f"api-{port}.log"
+            with log.open("wb") as out:
+                process = await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-m", "app", "serve", "--port", str(port)),
+                    cwd=ROOT,
+                    env=stack_environment(ledger),
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+            processes.append((process, log))
+            clients.append(httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30))
+        for (process, log), client in zip(processes, clients, strict=True):
+            deadline = time.monotonic() + 60
+            while True:
+                assert process.returncode is None, log.read_text()
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, f"the API did not start:\n{log.read_text()}"
+                await asyncio.sleep(0.1)
+        yield clients
+    finally:
+        for client in clients:
+            await client.aclose()
+        for process, _ in processes:
+            process.terminate()
+        for process, _ in processes:
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()

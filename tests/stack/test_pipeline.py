@@ -1,0 +1,252 @@
+"""The write side on its real servers, end to end over HTTP: API processes on MariaDB, Debezium reading the binlog,
+Kafka carrying every event. Every server is the one ``scripts/stack.sh up`` started; the fault tests stop and kill
+them with the same script."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.adapters.mysql.event_store import MySqlEventStore
+from app.adapters.wire import decode_message
+from tests.e2e.client import Api, key, token
+from tests.servers import (
+    MYSQL_URL,
+    SECRET,
+    TopicReader,
+    api_processes,
+    fresh_mysql,
+    mysql_rows,
+    new_ledger,
+    stack,
+)
+
+SERVICE = token("shop", "service", secret=SECRET)
+ADMIN = token("ops", "admin", secret=SECRET)
+
+
+@pytest.fixture
+async def ledger() -> AsyncIterator[tuple[str, TopicReader]]:
+    await fresh_mysql()
+    name = new_ledger()
+    reader = await TopicReader(name).start()
+    try:
+        yield name, reader
+    finally:
+        await reader.stop()
+
+
+async def stored_events(user_ids: list[str]) -> dict[str, list[Any]]:
+    store = MySqlEventStore.open(MYSQL_URL)
+    try:
+        return {user: await store.events_after(user, 0) for user in user_ids}
+    finally:
+        await store.close()
+
+
+def by_user(messages: list[Any]) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for message in messages:
+        grouped[message.key].append(message)
+    return grouped
+
+
+async def test_each_mutation_s_events_arrive_on_kafka_keyed_by_user_in_order_equal_to_the_write_model(
+    ledger: tuple[str, TopicReader], tmp_path: Path
+) -> None:
+    name, reader = ledger
+    users = [f"user-{n}" for n in range(6)]
+    async with api_processes(1, name, tmp_path) as (http,):
+        api = Api(http)
+        for user in users:
+            await api.grant(user, 1_000, token=ADMIN, source="MANUAL")
+            await api.grant(user, 300, token=SERVICE, source="ORDER", orderId=f"order-{user}")
+            await api.use(user, 450, token=SERVICE)
+        stored = await stored_events(users)
+        total = sum(len(events) for events in stored.values())
+        messages = await reader.read(total)
+
+        assert len(messages) == total
+        for user, received in by_user(messages).items():
+            assert len({m.partition for m in received}) == 1, "one account, one partition"
+            assert [decode_message(m.value) for m in received] == stored[user], "in version order, as stored"
+            assert [m.headers["id"].strip(b'"').decode() for m in received] == [e.event_id for e in stored[user]]
+        assert await mysql_rows("SELECT COUNT(*) FROM point_event_outbox") == [(0,)], "the outbox never grows"
+
+        for user in users:
+            balance = await eventually_version(api, user, 3)
+            assert balance["available"] == 850
+            history = await api.ok("history", ADMIN, userId=user, first=10)
+            assert [edge["node"]["kind"] for edge in history["edges"]] == ["USED", "GRANTED", "GRANTED"]
+
+
+async def eventually_version(api: Api, user: str, version: int, seconds: float = 30.0) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        balance = await api.ok("balance", ADMIN, userId=user)
+        if balance["version"] >= version:
+            return balance
+        assert asyncio.get_running_loop().time() < deadline, balance
+        await asyncio.sleep(0.05)
+
+
+async def test_two_api_processes_let_exactly_the_points_held_be_used_and_answer_one_key_once(
+    ledger: tuple[str, TopicReader], tmp_path: Path
+) -> None:
+    name, _ = ledger
+    async with api_processes(2, name, tmp_path) as clients:
+        apis = [Api(client) for client in clients]
+        await apis[0].grant("racer", 100, token=ADMIN, source="MANUAL")
+
+        async def use(n: int) -> dict[str, Any]:
+            return await apis[n % 2].call(
+                "usePoints", SERVICE, input={"userId": "racer", "idempotencyKey": f"use-{n}", "amount": 1}
+            )
+
+        outcomes = await asyncio.gather(*(use(n) for n in range(200)))
+        kinds = [o["__typename"] for o in outcomes]
+        assert kinds.count("PointsUsed") == 100
+        assert set(kinds) == {"PointsUsed", "InsufficientPointsError"}
+
+        once = {"userId": "once", "idempotencyKey": key(), "amount": 500, "source": "ORDER", "orderId": "o-1"}
+        results = await asyncio.gather(*(apis[n % 2].call("grantPoints", SERVICE, input=once) for n in range(10)))
+        assert all(result == results[0] for result in results) and results[0]["__typename"] == "Granted"
+
+    events = await stored_events(["racer", "once"])
+    assert len(events["racer"]) == 101
+    assert len(events["once"]) == 1
+
+
+# -- faults ------------------------------------------------------------------------------------------------
+
+
+class Load:
+    """Commands sent one after another (a grant of 1 point each, to rotating users), recording which were
+    acknowledged and which failed, and how."""
+
+    def __init__(self, http: httpx.AsyncClient, users: int = 8) -> None:
+        self.api = Api(http)
+        self.users = users
+        self.acknowledged: dict[str, str] = {}  # idempotency key -> user
+        self.refusals: list[str] = []
+        self.failures: list[str] = []
+        self.stopping = asyncio.Event()
+        self.sent = 0
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            user = f"load-{self.sent % self.users}"
+            idempotency_key = key()
+            self.sent += 1
+            try:
+                result = await self.api.call(
+                    "grantPoints",
+                    SERVICE,
+                    input={"userId": user, "idempotencyKey": idempotency_key, "amount": 1, "source": "PROMOTION"},
+                )
+            except (httpx.HTTPError, AssertionError) as error:
+                self.failures.append(repr(error))
+                await asyncio.sleep(0.05)
+                continue
+            if result["__typename"] == "Granted":
+                self.acknowledged[idempotency_key] = user
+            else:
+                self.refusals.append(result["__typename"])
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.005)
+
+    def user_ids(self) -> list[str]:
+        return [f"load-{n}" for n in range(self.users)]
+
+
+async def for_a_while(load: Load, seconds: float) -> None:
+    sent = load.sent
+    await asyncio.sleep(seconds)
+    assert load.sent > sent, "the load stalled"
+
+
+async def check_every_acknowledged_event_arrived(load: Load, reader: TopicReader) -> list[Any]:
+    stored = await stored_events(load.user_ids())
+    keys = {str(row[0]) for row in await mysql_rows("SELECT `key` FROM point_idempotency")}
+    assert set(load.acknowledged) <= keys, "every acknowledged command is stored"
+    assert sum(len(e) for e in stored.values()) == len(keys), "one grant per command, none twice"
+    ids = {event.event_id for events in stored.values() for event in events}
+    messages = await reader.read(len(ids), seconds=120)
+    received = [m.headers["id"].strip(b'"').decode() for m in messages]
+    assert set(received) == ids, "every stored event arrived, and nothing else"
+    for user, events in by_user(messages).items():  # redeliveries repeat an event; its order holds
+        versions = [decode_message(m.value).version for m in events]
+        first_seen = list(dict.fromkeys(versions))
+        assert first_seen == sorted(first_seen), f"{user}: {versions}"
+        assert set(versions) == {e.version for e in stored[user]}
+    return messages
+
+
+async def test_connect_killed_while_commands_keep_coming_loses_no_event(
+    ledger: tuple[str, TopicReader], tmp_path: Path
+) -> None:
+    name, reader = ledger
+    async with api_processes(1, name, tmp_path) as (http,):
+        load = Load(http)
+        task = asyncio.create_task(load.run())
+        try:
+            await for_a_while(load, 2)
+            stack("kill", "connect")
+            await for_a_while(load, 3)
+            stack("start", "connect")
+            await for_a_while(load, 2)
+        finally:
+            load.stopping.set()
+            await task
+    assert load.acknowledged and not load.failures and not load.refusals, (load.failures, load.refusals)
+    await check_every_acknowledged_event_arrived(load, reader)
+
+
+async def test_kafka_stopped_commands_still_commit_and_arrive_once_it_is_back(
+    ledger: tuple[str, TopicReader], tmp_path: Path
+) -> None:
+    name, reader = ledger
+    async with api_processes(1, name, tmp_path) as (http,):
+        load = Load(http)
+        task = asyncio.create_task(load.run())
+        try:
+            await for_a_while(load, 1)
+            stack("stop", "kafka")
+            before = len(load.acknowledged)
+            await for_a_while(load, 3)
+            assert len(load.acknowledged) > before, "commands commit while Kafka is down"
+        finally:
+            load.stopping.set()
+            await task
+            stack("start", "kafka")
+            stack("start", "connect")  # restarts the connector's task if it failed meanwhile
+    assert not load.failures and not load.refusals, (load.failures, load.refusals)
+    await check_every_acknowledged_event_arrived(load, reader)
+
+
+async def test_mariadb_stopped_under_load_gives_typed_errors_and_loses_no_acknowledged_command(
+    ledger: tuple[str, TopicReader], tmp_path: Path
+) -> None:
+    name, reader = ledger
+    async with api_processes(1, name, tmp_path) as (http,):
+        load = Load(http)
+        task = asyncio.create_task(load.run())
+        try:
+            await for_a_while(load, 1)
+            stack("stop", "mariadb")
+            await asyncio.sleep(3)
+            stack("start", "mariadb")
+            stack("start", "connect")
+            await for_a_while(load, 3)
+        finally:
+            load.stopping.set()
+            await task
+    assert not load.failures, load.failures[:3]
+    assert load.refusals and set(load.refusals) == {"ServiceUnavailableError"}, set(load.refusals)
+    await check_every_acknowledged_event_arrived(load, reader)
