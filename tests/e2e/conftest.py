@@ -10,6 +10,7 @@ from app.domain.policy import PointPolicy
 from app.entrypoints.server import create_app
 from app.settings import Settings
 from tests.e2e.client import SECRET, Api
+from tests.servers import KAFKA_BOOTSTRAP, KAFKA_TOPIC, MYSQL_URL, fresh_mysql, new_ledger
 
 POLICY = PointPolicy(max_grant=100_000, max_balance=150_000)
 
@@ -40,9 +41,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    async for client in serve(e2e_settings(tmp_path)):
+def stack_settings(test_clock: bool = True) -> Settings:
+    """The stack profile on MariaDB emptied for the test, under a ledger name of its own on the events topic."""
+    return Settings(
+        profile="stack",
+        database_url=MYSQL_URL,
+        kafka_bootstrap=KAFKA_BOOTSTRAP,
+        kafka_topic=KAFKA_TOPIC,
+        aggregate_type=new_ledger(),
+        jwt_secret=SECRET,
+        test_clock=test_clock,
+        policy=POLICY,
+    )
+
+
+@pytest.fixture(params=["embedded", "stack"])
+async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
+    """The service on its embedded default, and on the stack (MariaDB, Debezium, Kafka)."""
+    if request.param == "stack":
+        await fresh_mysql()
+        settings = stack_settings()
+    else:
+        settings = e2e_settings(tmp_path)
+    async for client in serve(settings):
         yield client
 
 
