@@ -12,14 +12,13 @@ import math
 from typing import Any
 
 import orjson
-from cross_web import HTTPException, StarletteRequestAdapter
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
-from strawberry.http.async_base_view import AsyncHTTPRequestAdapter
 
 from app.application.services import PointServices
 from app.graphql.auth import BearerTokens

@@ -45,6 +45,8 @@ ERROR_FIELDS = {
     "InvalidInputError": "field",
     "BusyError": "userId",
     "TestClockDisabledError": "",
+    "RateLimitedError": "retryable retryAfterSeconds",
+    "ServiceUnavailableError": "retryable",
 }
 
 ALLOCATIONS = "{ grantId amount }"
@@ -65,8 +67,8 @@ SUCCESS_FIELDS = {
     "balance pending version",
     "ExpiryRun": "accounts lots points",
     "TestClock": "now",
-    "Balance": "userId available pending version",
-    "ExpiringPoints": "userId withinDays total dates { date amount }",
+    "Balance": "userId available pending version source",
+    "ExpiringPoints": "userId withinDays total dates { date amount } version source",
     "EntryConnection": CONNECTION,
     "PointStats": "interval buckets { start end granted used useCancelled grantCancelled cancelled expired breakage "
     "clawedBack outstandingLiability }",
