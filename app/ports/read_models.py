@@ -50,16 +50,27 @@ class AccountVersions(Protocol):
 
 
 class BalanceView(AccountVersions, Protocol):
-    """Per-account lots, kept by the projector; balances are computed from them as of the asking moment.
+    """Per-account lots and newest history entries, kept by the balance projection; balances are computed from the
+    lots as of the asking moment.
 
     ``apply`` is atomic and guarded by the account's version: it writes only when the stored version is
     ``version - 1``, returns False when ``version`` was applied already (a redelivery), and raises
-    :class:`ProjectionGapError` when an earlier version is missing. ``version`` is the last version applied.
+    :class:`ProjectionGapError` when an earlier version is missing. ``version`` is the last version applied. With
+    the lots it records the event's history ``entry`` (if it makes one) among the account's newest entries, of which
+    it keeps :attr:`keep_recent`, so that the first pages of an account's history need no search index.
     """
+
+    keep_recent: int
 
     async def lots(self, user_id: str, grant_ids: Sequence[str] | None = None) -> list[LotView]: ...
 
-    async def apply(self, user_id: str, version: int, lots: Sequence[LotView]) -> bool: ...
+    async def apply(
+        self, user_id: str, version: int, lots: Sequence[LotView], entry: HistoryEntry | None = None
+    ) -> bool: ...
+
+    async def recent(self, user_id: str) -> RecentEntries:
+        """The account's newest entries, newest first, read together with its version."""
+        ...
 
 
 class EntryKind(StrEnum):
@@ -92,6 +103,16 @@ class HistoryEntry:
     reason: str | None = None
     lots: tuple[Allocation, ...] = ()
     """Which lots gave (use, clawback) or got (cancel: restored and reissued lots) how much."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecentEntries:
+    version: int
+    """The account's version in the view when these were read."""
+    entries: list[HistoryEntry]
+    """Newest first (by version), at most the view's ``keep_recent``."""
+    complete: bool
+    """True when these are all of the account's entries (it never made more than the view keeps)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -18,6 +18,7 @@ from app.ports.read_models import (
     Interval,
     LotView,
     ProjectionGapError,
+    RecentEntries,
     Stats,
     StatsBucket,
 )
@@ -66,9 +67,12 @@ def history_entry(row: EntryRow) -> HistoryEntry:
 
 
 class InMemoryBalanceView:
-    def __init__(self) -> None:
+    def __init__(self, keep_recent: int = 100) -> None:
+        self.keep_recent = keep_recent
         self._lots: dict[str, dict[str, LotRow]] = defaultdict(dict)
         self._versions: dict[str, int] = defaultdict(int)
+        self._recent: dict[str, deque[EntryRow]] = {}
+        self._made: dict[str, int] = defaultdict(int)  # entries ever recorded per account
         self._waits = VersionWaits()
 
     async def version(self, user_id: str) -> int:
@@ -83,7 +87,9 @@ class InMemoryBalanceView:
             return [lot_view(row) for row in held.values()]
         return [lot_view(held[g]) for g in grant_ids if g in held]
 
-    async def apply(self, user_id: str, version: int, lots: Sequence[LotView]) -> bool:
+    async def apply(
+        self, user_id: str, version: int, lots: Sequence[LotView], entry: HistoryEntry | None = None
+    ) -> bool:
         stored = self._versions.get(user_id, 0)
         if stored >= version:
             return False
@@ -92,9 +98,23 @@ class InMemoryBalanceView:
         held = self._lots[user_id]
         for lot in lots:
             held[lot.grant_id] = lot_row(lot)
+        if entry is not None:
+            recent = self._recent.get(user_id)
+            if recent is None:
+                recent = self._recent[user_id] = deque(maxlen=self.keep_recent)
+            recent.appendleft(entry_row(entry))
+            self._made[user_id] += 1
         self._versions[user_id] = version
         self._waits.reached(user_id, version)
         return True
+
+    async def recent(self, user_id: str) -> RecentEntries:
+        rows = self._recent.get(user_id, ())
+        return RecentEntries(
+            self._versions.get(user_id, 0),
+            [history_entry(row) for row in rows],
+            self._made.get(user_id, 0) <= self.keep_recent,
+        )
 
 
 def matches(entry: HistoryEntry, where: EntryFilter) -> bool:
