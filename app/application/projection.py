@@ -101,8 +101,9 @@ def lot_updates(event: DomainEvent, lots: dict[str, LotView]) -> list[LotView]:
             return _adjust(lots, event.taken, -1)
 
 
-def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryEntry | None:
-    """The history entry of an event; None for an expiry of a lot that had nothing left (no change)."""
+def history_entry(recorded: RecordedEvent) -> HistoryEntry | None:
+    """The history entry of an event, from the event alone (so that the history projection reads no other model);
+    None for an expiry of a lot that had nothing left (no change)."""
     event = recorded.event
     entry = partial(
         HistoryEntry,
@@ -112,9 +113,8 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
         occurred_at=event.occurred_at,
     )
 
-    def source_of(grant_id: str) -> str | None:
-        lot = lots.get(grant_id)
-        return lot.source if lot else None
+    def source_of(source: Source | None) -> str | None:
+        return source.value if source is not None else None
 
     match event:
         case PointsGranted():
@@ -128,12 +128,11 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
                 reason=event.reason,
             )
         case GrantActivated():
-            lot = lots.get(event.grant_id)
             return entry(
                 kind=EntryKind.ACTIVATED,
-                amount=lot.remaining if lot else 0,
+                amount=event.amount,
                 delta=0,
-                source=source_of(event.grant_id),
+                source=source_of(event.source),
                 grant_id=event.grant_id,
             )
         case PointsUsed():
@@ -160,7 +159,7 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
                 kind=EntryKind.GRANT_CANCELLED,
                 amount=event.amount,
                 delta=-event.amount,
-                source=source_of(event.grant_id),
+                source=source_of(event.source),
                 grant_id=event.grant_id,
                 reason=event.reason,
             )
@@ -172,7 +171,7 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
                 kind=EntryKind.EXPIRED,
                 amount=event.amount,
                 delta=-event.amount,
-                source=source_of(event.grant_id),
+                source=source_of(event.source),
                 grant_id=event.grant_id,
             )
         case PointsClawedBack():
@@ -187,18 +186,18 @@ def history_entry(recorded: RecordedEvent, lots: dict[str, LotView]) -> HistoryE
             )
 
 
-class Projector:
-    def __init__(self, balances: BalanceView, history: HistoryIndex) -> None:
+class BalanceProjection:
+    """Keeps the balance view: each account's lots and newest entries, guarded by the view's version of the
+    account. An event at or below that version is a redelivery and changes nothing; one past the next raises
+    :class:`ProjectionGapError`."""
+
+    def __init__(self, balances: BalanceView) -> None:
         self._balances = balances
-        self._history = history
 
     async def applied_version(self, user_id: str) -> int:
         return await self._balances.version(user_id)
 
     async def project(self, recorded: RecordedEvent) -> None:
-        """The history entry first, then the balance view, so that an entry is always made from the lots as they
-        were just before its event: a redelivery finds the view at or past its version and changes nothing, and
-        a delivery cut short between the two is redone whole."""
         event = recorded.event
         applied = await self._balances.version(recorded.user_id)
         if applied >= recorded.version:
@@ -206,10 +205,39 @@ class Projector:
         if applied != recorded.version - 1:
             raise ProjectionGapError(f"{recorded.user_id}: got version {recorded.version} while at {applied}")
         current = {lot.grant_id: lot for lot in await self._balances.lots(recorded.user_id, touched_lots(event))}
-        entry = history_entry(recorded, current)
-        if entry is not None:
-            await self._history.index([entry])
-        await self._balances.apply(recorded.user_id, recorded.version, lot_updates(event, current))
+        await self._balances.apply(
+            recorded.user_id, recorded.version, lot_updates(event, current), history_entry(recorded)
+        )
+
+
+class HistoryProjection:
+    """Keeps the history index. An entry's id is its event's id, so indexing again changes nothing and events
+    may come in any order: no guard is needed beyond the index's own idempotence."""
+
+    def __init__(self, history: HistoryIndex) -> None:
+        self._history = history
+
+    async def project_many(self, recorded: Sequence[RecordedEvent]) -> int:
+        entries = [entry for r in recorded if (entry := history_entry(r)) is not None]
+        if entries:
+            await self._history.index(entries)
+        return len(entries)
+
+
+class Projector:
+    """Both projections, one event at a time, as the embedded relay and each stack API process drive them: the
+    history entry first, then the balance view, so that a delivery cut short between the two is redone whole."""
+
+    def __init__(self, balances: BalanceView, history: HistoryIndex) -> None:
+        self.balance = BalanceProjection(balances)
+        self.history = HistoryProjection(history)
+
+    async def applied_version(self, user_id: str) -> int:
+        return await self.balance.applied_version(user_id)
+
+    async def project(self, recorded: RecordedEvent) -> None:
+        await self.history.project_many([recorded])
+        await self.balance.project(recorded)
 
 
 class OutboxRelay:

@@ -296,7 +296,11 @@ class Account:
         if status is not LotStatus.PENDING:
             raise GrantNotPendingError(grant_id, status.value)
         event = GrantActivated(
-            occurred_at=now, grant_id=grant_id, expires_at=now + timedelta(seconds=lot.validity_seconds)
+            occurred_at=now,
+            grant_id=grant_id,
+            expires_at=now + timedelta(seconds=lot.validity_seconds),
+            amount=lot.remaining,
+            source=lot.source,
         )
         self._record(event)
         return event
@@ -383,7 +387,9 @@ class Account:
             raise GrantNotCancellableError(grant_id, "a reissued lot belongs to the cancel that made it")
         if lot.remaining != lot.amount:
             raise GrantNotCancellableError(grant_id, f"{lot.amount - lot.remaining} of it is used")
-        event = GrantCancelled(occurred_at=now, grant_id=grant_id, amount=lot.remaining, reason=reason)
+        event = GrantCancelled(
+            occurred_at=now, grant_id=grant_id, amount=lot.remaining, reason=reason, source=lot.source
+        )
         self._record(event)
         return event
 
@@ -398,7 +404,13 @@ class Account:
             key=lambda lot: (lot.expires_at, lot.seq),
         )
         events = [
-            PointsExpired(occurred_at=now, grant_id=lot.grant_id, amount=lot.remaining, expired_at=lot.expires_at)
+            PointsExpired(
+                occurred_at=now,
+                grant_id=lot.grant_id,
+                amount=lot.remaining,
+                expired_at=lot.expires_at,
+                source=lot.source,
+            )
             for lot in due
         ]
         for event in events:

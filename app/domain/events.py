@@ -53,6 +53,9 @@ class GrantActivated:
     occurred_at: datetime
     grant_id: str
     expires_at: datetime
+    amount: int = 0
+    """What the lot held when it became spendable (0 in events recorded before it was kept)."""
+    source: Source | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class GrantCancelled:
     grant_id: str
     amount: int
     reason: str | None = None
+    source: Source | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,7 @@ class PointsExpired:
     amount: int
     """What was left of the lot when it lapsed; 0 for a lot that was spent before its expiry."""
     expired_at: datetime
+    source: Source | None = None
 
 
 @dataclass(frozen=True, slots=True)

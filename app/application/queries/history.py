@@ -4,13 +4,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.application.projection import history_entry, lot_updates, touched_lots
+from app.application.projection import history_entry
 from app.application.queries.consistency import ReadSource, caught_up
 from app.application.queries.pages import page_size
 from app.domain.errors import InvalidInputError
 from app.domain.events import RecordedEvent
 from app.ports.event_store import EventStore
-from app.ports.read_models import EntryFilter, HistoryEntry, HistoryIndex, HistoryPage, Interval, LotView, Stats
+from app.ports.read_models import EntryFilter, HistoryEntry, HistoryIndex, HistoryPage, Interval, Stats
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,7 @@ class GetHistory:
 
 def replayed_entries(events: Sequence[RecordedEvent]) -> list[HistoryEntry]:
     """An account's history entries made from its whole event stream, as the projector makes them."""
-    lots: dict[str, LotView] = {}
-    entries = []
-    for recorded in events:
-        event = recorded.event
-        current = {g: lots[g] for g in touched_lots(event) if g in lots}
-        entry = history_entry(recorded, current)
-        if entry is not None:
-            entries.append(entry)
-        lots.update((lot.grant_id, lot) for lot in lot_updates(event, current))
-    return entries
+    return [entry for recorded in events if (entry := history_entry(recorded)) is not None]
 
 
 class SearchEntries:
