@@ -15,6 +15,8 @@ from app.settings import Settings
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.entrypoints.server import bounded_protocol
+
     host, port = args.host or settings.host, args.port or settings.port
     lines = [
         f"point ledger ({settings.profile} profile) on http://{host}:{port}",
@@ -33,7 +35,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=bounded_protocol(settings.max_header_bytes),  # httptools, refusing a head over the bound with 431
         access_log=access_log,  # a line per request costs a fair share of a request's CPU
         log_level="info",
     )

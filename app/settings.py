@@ -85,6 +85,7 @@ class Settings:
                 days=int(_env("POINTS_MAX_EXPIRY_DAYS", str(default.max_expiry_exclusive.days)))
             ),
             clawback=ClawbackPolicy(_env("POINTS_CLAWBACK_POLICY", default.clawback.value)),
+            max_text=int(_env("POINTS_MAX_TEXT_LENGTH", str(default.max_text))),
         )
         profile = _env("POINTS_PROFILE", cls.profile)
         return cls(

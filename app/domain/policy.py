@@ -26,6 +26,8 @@ class PointPolicy:
     min_expiry: timedelta = timedelta(days=1)
     max_expiry_exclusive: timedelta = timedelta(days=5 * 365)
     clawback: ClawbackPolicy = ClawbackPolicy.ORDER_GRANT_THEN_BALANCE
+    max_text: int = 500
+    """Characters of a free-text input (a reason) at most; it is kept in every event and history entry."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_grant <= self.max_grant:

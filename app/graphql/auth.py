@@ -78,10 +78,18 @@ class BearerTokens:
 _EXPIRED = "the token has expired"
 
 
+MAX_TOKEN_CHARS = 4_096
+"""A token of the ledger is a few hundred characters; a longer one is refused unread (not decoded, not verified)."""
+NUMERIC_CLAIMS = ("exp", "iat", "nbf")
+"""Times in seconds since the epoch: JSON numbers (RFC 7519), which PyJWT does not insist on (it takes "123")."""
+
+
 def _bearer(authorization: str | None) -> tuple[str | None, str]:
     """The token of ``Bearer <token>``, or None and why not."""
     if not authorization:
         return None, "authentication required: send Authorization: Bearer <token>"
+    if len(authorization) > MAX_TOKEN_CHARS + 7:
+        return None, f"the token is longer than {MAX_TOKEN_CHARS} characters"
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -97,6 +105,10 @@ def _verify(token: str, secret: str) -> tuple[Caller, float | None]:
         return Caller(None, _EXPIRED), None
     except jwt.InvalidTokenError:
         return Caller(None, "the token is not valid"), None
+    for name in NUMERIC_CLAIMS:
+        value = claims.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return Caller(None, f"the token's {name} must be a number"), None
     subject, roles = claims.get("sub"), claims.get("roles", [])
     if not isinstance(subject, str) or not subject or not isinstance(roles, list):
         return Caller(None, "the token needs a string sub and a list of roles"), None

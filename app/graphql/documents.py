@@ -173,6 +173,13 @@ _validator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphql-valid
 which the interpreter hands back every few milliseconds (sys.getswitchinterval)."""
 
 
+AMBIGUOUS = "Must provide operation name if query contains multiple operations."
+
+
+def _operations(document: DocumentNode) -> int:
+    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+
+
 def _rules(context: ExecutionContext) -> tuple[type[ASTValidationRule], ...]:
     """What the request is validated with: Strawberry's rules, the limits, and no introspection when it is off."""
     rules = context.validation_rules + LIMIT_RULES
@@ -206,12 +213,17 @@ class PreparedDocuments(SchemaExtension):
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         rules = context.validation_rules = _rules(context)
+        document = context.graphql_document
+        if document is not None and context._provided_operation_name is None and _operations(document) > 1:
+            # Strawberry would run the first; the GraphQL spec makes it a request error
+            context.pre_execution_errors = [GraphQLError(AMBIGUOUS)]
+            yield
+            return
         entry = self._entry
         if entry is not None and entry.rules == rules:
             context.pre_execution_errors = list(entry.errors)  # Strawberry then skips validating
             yield
             return
-        document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
             schema = context.schema._schema
             if len(context.query or "") <= INLINE_TEXT:

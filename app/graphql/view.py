@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
+from strawberry.schema import BaseSchema
 
 from app.application.services import PointServices
 from app.graphql.auth import BearerTokens
@@ -49,8 +50,15 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
 
     request_adapter_class = _RequestAdapter
 
-    def __init__(self, jwt_secret: str, *, graphiql: bool = True, introspection: bool = True) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False)
+    def __init__(
+        self,
+        jwt_secret: str,
+        *,
+        graphiql: bool = True,
+        introspection: bool = True,
+        graphql_schema: BaseSchema = schema,
+    ) -> None:
+        super().__init__(graphql_schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False)
         self._tokens = BearerTokens(jwt_secret)
         self.introspection = introspection
         self.services: PointServices | None = None

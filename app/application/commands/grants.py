@@ -9,6 +9,7 @@ from app.application.commands.results import (
     GrantCancelResult,
     Granted,
     optional_id,
+    optional_text,
     require_id,
 )
 from app.application.commands.runner import AccountCommands
@@ -43,6 +44,7 @@ class GrantPointsUseCase:
         require_id("userId", request.user_id)
         require_id("idempotencyKey", request.idempotency_key)
         optional_id("orderId", request.order_id)
+        optional_text("reason", request.reason, self._commands.policy.max_text)
         policy = self._commands.policy
         grant_id = self._commands.ids.new_id()
 
@@ -113,6 +115,7 @@ class CancelGrantUseCase:
         require_id("userId", request.user_id)
         require_id("idempotencyKey", request.idempotency_key)
         require_id("grantId", request.grant_id)
+        optional_text("reason", request.reason, self._commands.policy.max_text)
 
         def decide(account: Account, now: datetime) -> GrantCancelResult:
             event = account.cancel_grant(grant_id=request.grant_id, now=now, reason=request.reason)

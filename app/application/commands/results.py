@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -84,11 +85,34 @@ MAX_ID_LENGTH = 128
 
 
 def require_id(field: str, value: str | None) -> str:
-    """Ids and idempotency keys are non-empty and short; refused before anything is read."""
-    if not value or not value.strip():
+    """Ids and idempotency keys are 1 to 128 visible characters in Unicode's NFC form: letters, digits, marks,
+    punctuation and symbols of any script, but no spaces or other separators, no control characters (NUL, newlines,
+    tabs) and no format characters (right-to-left marks, zero-width spaces), so that two ids that print the same are
+    the same id. Refused before anything is read."""
+    if not value:
         raise InvalidInputError(field, f"{field} is required")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidInputError(field, f"{field} is longer than {MAX_ID_LENGTH} characters")
+    if not (value.isascii() and value.isprintable() and " " not in value) and not _visible(value):
+        raise InvalidInputError(
+            field, f"{field} may hold only visible characters (no spaces, control or format characters), in NFC"
+        )
+    return value
+
+
+def _visible(value: str) -> bool:
+    return unicodedata.is_normalized("NFC", value) and all(unicodedata.category(c)[0] not in "CZ" for c in value)
+
+
+def optional_text(field: str, value: str | None, max_length: int) -> str | None:
+    """Free text (a reason) is at most ``max_length`` characters (the policy's) and holds no control characters
+    other than tabs and line breaks."""
+    if value is None:
+        return None
+    if len(value) > max_length:
+        raise InvalidInputError(field, f"{field} is longer than {max_length} characters")
+    if not value.isprintable() and any(unicodedata.category(c) in ("Cc", "Cs") and c not in "\t\n\r" for c in value):
+        raise InvalidInputError(field, f"{field} may not hold control characters other than tabs and line breaks")
     return value
 
 

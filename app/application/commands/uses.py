@@ -9,6 +9,7 @@ from app.application.commands.results import (
     UseCancelResult,
     Used,
     optional_id,
+    optional_text,
     require_id,
 )
 from app.application.commands.runner import AccountCommands
@@ -35,6 +36,7 @@ class UsePointsUseCase:
         require_id("userId", request.user_id)
         require_id("idempotencyKey", request.idempotency_key)
         optional_id("orderId", request.order_id)
+        optional_text("reason", request.reason, self._commands.policy.max_text)
         use_id = self._commands.ids.new_id()
 
         def decide(account: Account, now: datetime) -> Used:
@@ -68,6 +70,7 @@ class CancelUseUseCase:
         require_id("userId", request.user_id)
         require_id("idempotencyKey", request.idempotency_key)
         require_id("useId", request.use_id)
+        optional_text("reason", request.reason, self._commands.policy.max_text)
         commands = self._commands
         cancel_id = commands.ids.new_id()
 
@@ -114,6 +117,7 @@ class ClawbackPointsUseCase:
         require_id("userId", request.user_id)
         require_id("idempotencyKey", request.idempotency_key)
         require_id("orderId", request.order_id)
+        optional_text("reason", request.reason, self._commands.policy.max_text)
         commands = self._commands
         clawback_id = commands.ids.new_id()
 
