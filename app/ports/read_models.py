@@ -68,6 +68,13 @@ class BalanceView(AccountVersions, Protocol):
         self, user_id: str, version: int, lots: Sequence[LotView], entry: HistoryEntry | None = None
     ) -> bool: ...
 
+    async def apply_many(
+        self, items: Sequence[tuple[str, int, Sequence[LotView], HistoryEntry | None]]
+    ) -> list[bool | Exception]:
+        """``apply`` for each ``(user_id, version, lots, entry)`` in order, each atomic on its own and sent together;
+        an item's :class:`ProjectionGapError` is returned in its place and does not stop the others."""
+        ...
+
     async def recent(self, user_id: str) -> RecentEntries:
         """The account's newest entries, newest first, read together with its version."""
         ...

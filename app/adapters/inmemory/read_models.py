@@ -108,6 +108,17 @@ class InMemoryBalanceView:
         self._waits.reached(user_id, version)
         return True
 
+    async def apply_many(
+        self, items: Sequence[tuple[str, int, Sequence[LotView], HistoryEntry | None]]
+    ) -> list[bool | Exception]:
+        outcomes: list[bool | Exception] = []
+        for user_id, version, lots, entry in items:
+            try:
+                outcomes.append(await self.apply(user_id, version, lots, entry))
+            except ProjectionGapError as gap:
+                outcomes.append(gap)
+        return outcomes
+
     async def recent(self, user_id: str) -> RecentEntries:
         rows = self._recent.get(user_id, ())
         return RecentEntries(

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
+from app.adapters.kafka.projector import is_ours
 from app.adapters.wire import decode_message
 from app.application.projection import Projector, project_healing
 from app.ports.event_store import EventStore
@@ -90,17 +90,9 @@ class KafkaEventFeed:
             batches = await consumer.getmany(timeout_ms=200)
             for tp, messages in batches.items():
                 for message in messages:
-                    if self._ours(message.headers):
+                    if is_ours(message.headers, self._ledger):
                         await self._handle(message.value)
                     self.positions[tp.partition] = message.offset + 1
-
-    def _ours(self, headers: Sequence[tuple[str, bytes]]) -> bool:
-        """Whether a message is of this process's ledger (its ``aggregatetype`` header; Debezium's EventRouter
-        puts it there, see ``docker/connect/points-outbox.json``). A message without the header is taken."""
-        for name, value in headers:
-            if name == "aggregatetype":
-                return value == self._ledger or value == b'"' + self._ledger + b'"'
-        return True
 
     async def _handle(self, value: bytes | None) -> None:
         try:
