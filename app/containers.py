@@ -68,7 +68,7 @@ class Container(containers.DeclarativeContainer):
         expire=providers.Singleton(ExpirePointsUseCase, commands),
         balance=providers.Singleton(GetBalance, balance_view, clock, event_store, read_wait),
         expiring=providers.Singleton(GetExpiringPoints, balance_view, clock, event_store, read_wait),
-        history=providers.Singleton(GetHistory, history_index, event_store, read_wait),
+        history=providers.Singleton(GetHistory, history_index, balance_view, event_store, read_wait),
         search=providers.Singleton(SearchEntries, history_index),
         stats=providers.Singleton(GetStats, history_index),
         account=providers.Singleton(GetAccount, event_store, clock),

@@ -10,7 +10,7 @@ from app.application.queries.pages import page_size
 from app.domain.errors import InvalidInputError
 from app.domain.events import RecordedEvent
 from app.ports.event_store import EventStore
-from app.ports.read_models import EntryFilter, HistoryEntry, HistoryIndex, HistoryPage, Interval, Stats
+from app.ports.read_models import BalanceView, EntryFilter, HistoryEntry, HistoryIndex, HistoryPage, Interval, Stats
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,14 @@ class AccountHistory:
 
 
 class GetHistory:
-    """An account's history from the history index (OpenSearch in the stack), newest first, cursor-paginated. Given
-    ``at_least_version``, from an index that holds that version of the account (waiting up to ``read_wait`` seconds
-    for it), else made from the write model's events the way the projector makes it, with the index's cursors."""
+    """An account's history, newest first, cursor-paginated: its first pages from the newest entries the balance view
+    keeps (Redis in the stack), older ones from the history index (OpenSearch in the stack), with the same cursors.
+    Given ``at_least_version``, from a model that holds that version of the account (waiting up to ``read_wait``
+    seconds for it), else made from the write model's events the way the projector makes them."""
 
-    def __init__(self, index: HistoryIndex, store: EventStore, read_wait: float = 0.3) -> None:
+    def __init__(self, index: HistoryIndex, balances: BalanceView, store: EventStore, read_wait: float = 0.3) -> None:
         self._index = index
+        self._balances = balances
         self._store = store
         self._read_wait = read_wait
 
@@ -38,8 +40,16 @@ class GetHistory:
         self, user_id: str, first: int = 20, after: str | None = None, at_least_version: int | None = None
     ) -> AccountHistory:
         size = page_size(first)
-        version = await caught_up(self._index, user_id, at_least_version, self._read_wait)
         try:
+            if await caught_up(self._balances, user_id, at_least_version, self._read_wait) is not None:
+                recent = await self._balances.recent(user_id)
+                page = self._index.page(recent.entries, size, after)
+                if recent.complete or len(page.entries) == size:  # older entries than these exist when incomplete
+                    has_next = page.has_next or not recent.complete
+                    return AccountHistory(page.entries, has_next, recent.version, ReadSource.READ_MODEL)
+                version = await caught_up(self._index, user_id, at_least_version, self._read_wait)
+            else:
+                version = None
             if version is None:
                 events = await self._store.events_after(user_id, 0)
                 page = self._index.page(replayed_entries(events), size, after)
