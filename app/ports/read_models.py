@@ -49,6 +49,30 @@ class AccountVersions(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """All that the balance view holds of one account, as a rebuild writes it whole."""
+
+    user_id: str
+    version: int
+    lots: list[LotView]
+    recent: list[HistoryEntry]
+    """Newest first, at most the view's ``keep_recent``."""
+    made: int
+    """How many history entries the account has made in all."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """What the history index holds of one account, in sums, for reconciling it with the event store."""
+
+    user_id: str
+    entries: int
+    max_version: int
+    delta: int
+    """The sum of the entries' deltas: the points the account holds, pending included."""
+
+
 class BalanceView(AccountVersions, Protocol):
     """Per-account lots and newest history entries, kept by the balance projection; balances are computed from the
     lots as of the asking moment.
@@ -77,6 +101,12 @@ class BalanceView(AccountVersions, Protocol):
 
     async def recent(self, user_id: str) -> RecentEntries:
         """The account's newest entries, newest first, read together with its version."""
+        ...
+
+    async def replace_many(self, accounts: Sequence[AccountView]) -> int:
+        """Write each account whole (its lots, newest entries and version), atomically per account, unless the view
+        holds a later version of it already (the live projection moved on meanwhile): how a rebuild writes without
+        a moment of empty balances. Returns how many accounts were written."""
         ...
 
 
@@ -187,3 +217,8 @@ class HistoryIndex(AccountVersions, Protocol):
     async def search(self, where: EntryFilter, first: int, after: str | None) -> HistoryPage: ...
 
     async def stats(self, start: datetime, end: datetime, interval: Interval) -> Stats: ...
+
+    async def summaries(self, after: str | None, limit: int) -> list[AccountSummary]:
+        """Per account, by user id, the accounts after ``after``: how many entries, their newest version and the sum
+        of their deltas."""
+        ...

@@ -11,9 +11,12 @@ from app.adapters.periods import bucket_bounds
 from app.domain.account import LotStatus
 from app.domain.events import Allocation
 from app.ports.read_models import (
+    AccountSummary,
+    AccountView,
     EntryFilter,
     EntryKind,
     HistoryEntry,
+    HistoryIndex,
     HistoryPage,
     Interval,
     LotView,
@@ -119,6 +122,19 @@ class InMemoryBalanceView:
                 outcomes.append(gap)
         return outcomes
 
+    async def replace_many(self, accounts: Sequence[AccountView]) -> int:
+        written = 0
+        for account in accounts:
+            if self._versions.get(account.user_id, 0) > account.version:
+                continue
+            self._lots[account.user_id] = {lot.grant_id: lot_row(lot) for lot in account.lots}
+            self._recent[account.user_id] = deque((entry_row(e) for e in account.recent), maxlen=self.keep_recent)
+            self._made[account.user_id] = account.made
+            self._versions[account.user_id] = account.version
+            self._waits.reached(account.user_id, account.version)
+            written += 1
+        return written
+
     async def recent(self, user_id: str) -> RecentEntries:
         rows = self._recent.get(user_id, ())
         return RecentEntries(
@@ -179,6 +195,21 @@ class InMemoryHistoryIndex:
 
     async def wait_for_version(self, user_id: str, version: int, timeout: float) -> int:
         return await self._waits.wait(user_id, version, lambda: self._versions.get(user_id, 0), timeout)
+
+    async def rebuild_target(self) -> InMemoryHistoryIndex:
+        return InMemoryHistoryIndex()
+
+    async def publish(self, rebuilt: HistoryIndex) -> None:
+        assert isinstance(rebuilt, InMemoryHistoryIndex)
+        self._entries, self._by_user, self._versions = rebuilt._entries, rebuilt._by_user, rebuilt._versions
+
+    async def summaries(self, after: str | None, limit: int) -> list[AccountSummary]:
+        users = sorted(u for u, held in self._by_user.items() if held and (after is None or u > after))[:limit]
+        summaries = []
+        for user in users:
+            rows = self._by_user[user].values()
+            summaries.append(AccountSummary(user, len(rows), max(r[2] for r in rows), sum(r[5] for r in rows)))
+        return summaries
 
     def _all(self) -> list[HistoryEntry]:
         return [history_entry(row) for row in self._entries.values()]
