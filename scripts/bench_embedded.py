@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,7 +181,14 @@ def server(args: argparse.Namespace, directory: Path, port: int, secret: str) ->
         "--log-level", "warning",
     ]  # fmt: skip
     print("server:", " ".join(["python", *command[1:]]), f"(POINTS_PROFILE={args.profile}, a fresh SQLite file)")
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    with serving(command, env, port) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def serving(command: list[str], env: dict[str, str], port: int, **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """``command``, a server on ``port``, once its /health answers ok; stopped on the way out (also on failure)."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env, **popen)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -245,10 +252,19 @@ class HttpxHttp:
         await self._client.aclose()
 
 
-async def drive(kind: str, port: int, token: str, args: argparse.Namespace, rate: float | None) -> Figures:
+async def drive(
+    kind: str,
+    port: int | list[int],
+    token: str,
+    args: argparse.Namespace,
+    rate: float | None,
+    answered: Callable[[str, dict[str, Any], float], None] | None = None,
+) -> Figures:
     """``args.clients`` clients, each with its own connection and its own users, send commands back to back, or,
     with a ``rate``, on a fixed schedule that adds up to ``rate`` commands/s; then a command's latency counts from
-    when it was due, so that a server falling behind shows in it."""
+    when it was due, so that a server falling behind shows in it. With several ports, client n talks to port n mod
+    their number. ``answered(user, answer, perf_counter time)`` sees each measured command's answer."""
+    ports = [port] if isinstance(port, int) else port
     figures = Figures()
     run = secrets.token_hex(3)
     per_client = max(1, args.users // args.clients)
@@ -257,14 +273,14 @@ async def drive(kind: str, port: int, token: str, args: argparse.Namespace, rate
     stop = measure_from + args.seconds
     interval = args.clients / rate if rate else 0.0
 
-    def connect() -> LeanHttp | HttpxHttp:
+    def connect(port: int) -> LeanHttp | HttpxHttp:
         if kind == "lean":
             return LeanHttp("127.0.0.1", port, "/graphql", token)
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         return HttpxHttp(httpx.AsyncClient(limits=limits, timeout=30), f"http://127.0.0.1:{port}/graphql", token)
 
     async def client(number: int) -> None:
-        http = connect()
+        http = connect(ports[number % len(ports)])
         accounts = [f"bench-{run}-{number}-{n}" for n in range(per_client)]
         try:
             for i in itertools.count():
@@ -284,13 +300,16 @@ async def drive(kind: str, port: int, token: str, args: argparse.Namespace, rate
                     body, name = {"query": USE, "variables": {"input": command}}, "usePoints"
                 sent = due if rate else time.perf_counter()
                 try:
-                    outcome = (await http.post(body))["data"][name]["__typename"]
+                    answer = (await http.post(body))["data"][name]
+                    outcome = answer["__typename"]
                 except (OSError, asyncio.IncompleteReadError, httpx.HTTPError, KeyError, TypeError, ValueError) as e:
                     outcome = f"failed: {type(e).__name__}"
                 done = time.perf_counter()
                 if (done if rate else sent) >= measure_from and done <= stop:
                     figures.latencies.append(done - sent)
                     figures.outcomes[outcome] += 1
+                    if answered is not None and not outcome.startswith("failed"):
+                        answered(user, answer, done)
         finally:
             await http.close()
 
@@ -434,6 +453,21 @@ def command_rows(now: datetime) -> tuple[CommitRows, CommitRows]:
     return rows(1, grant), rows(2, use)
 
 
+def numbered(template: CommitRows, ident: str, user: str, version: int) -> CommitRows:
+    """One command's rows (``template``) as another command's: ids of its own from ``ident``, on ``user`` at
+    ``version``."""
+    return CommitRows(
+        user_id=user,
+        expected_version=version - 1,
+        events=[dict(template.events[0], event_id=ident, user_id=user, version=version)],
+        outbox=[dict(template.outbox[0], id=ident, aggregateid=user, version=version)],
+        idempotency={**(template.idempotency or {}), "user_id": user, "key": f"k{ident}"},
+        snapshot=None,
+        expiries=[dict(e, grant_id=f"g{ident}", user_id=user) for e in template.expiries],
+        unscheduled=[],
+    )
+
+
 def bare_sql(path: Path, seconds: float, batch: int) -> Figures:
     """The store's statements for a 1:2 mix of grants and uses, ``batch`` commands per transaction."""
     create_schema(str(path))
@@ -452,20 +486,7 @@ def bare_sql(path: Path, seconds: float, batch: int) -> Figures:
             i = next(counter)
             user = f"u{i % 2000}"
             version = versions.get(user, 0) + 1
-            template = grant if (version - 1) % 3 == 0 else use
-            event_id = f"{i:032x}"
-            commits.append(
-                CommitRows(
-                    user_id=user,
-                    expected_version=version - 1,
-                    events=[dict(template.events[0], event_id=event_id, user_id=user, version=version)],
-                    outbox=[dict(template.outbox[0], id=event_id, aggregateid=user, version=version)],
-                    idempotency={**(template.idempotency or {}), "user_id": user, "key": f"k{i}"},
-                    snapshot=None,
-                    expiries=[dict(e, grant_id=f"g{i}", user_id=user) for e in template.expiries],
-                    unscheduled=[],
-                )
-            )
+            commits.append(numbered(grant if (version - 1) % 3 == 0 else use, f"{i:032x}", user, version))
             versions[user] = version
         try:
             writer.write(commits, [])
@@ -573,12 +594,17 @@ async def _settled(result: Awaitable[None] | None) -> None:
 # -- main ---------------------------------------------------------------------------------------------------------
 
 
+def drive_arguments(parser: argparse.ArgumentParser, measured: str) -> None:
+    """The knobs :func:`drive` reads."""
+    parser.add_argument("--clients", type=int, default=32, help=f"concurrent {measured} clients (default 32)")
+    parser.add_argument("--users", type=int, default=4000, help="distinct users, split over the clients")
+    parser.add_argument("--seconds", type=float, default=10.0, help=f"each {measured} measurement (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up before each measurement (default 2)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients (default 32)")
-    parser.add_argument("--users", type=int, default=4000, help="distinct users, split over the clients")
-    parser.add_argument("--seconds", type=float, default=10.0, help="each HTTP measurement (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up before each measurement (default 2)")
+    drive_arguments(parser, "HTTP")
     parser.add_argument("--case-seconds", type=float, default=10.0, help="use cases in process (default 10)")
     parser.add_argument("--sql-seconds", type=float, default=4.0, help="each bare SQL loop (default 4)")
     parser.add_argument("--events", type=int, default=100_000, help="events of the long account (default 100000)")
