@@ -1,0 +1,1 @@
+"""The history index on OpenSearch (the stack's analytical read model)."""
