@@ -20,7 +20,7 @@ from typing import Any
 import aiomysql
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy.engine import make_url
 
 from app.adapters.mysql.migrate import migrate
@@ -119,12 +119,8 @@ class TopicReader:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> TopicReader:
-        consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, enable_auto_commit=False)
-        await consumer.start()
-        await consumer.topics()
-        partitions = [TopicPartition(KAFKA_TOPIC, p) for p in sorted(consumer.partitions_for_topic(KAFKA_TOPIC) or [])]
-        assert partitions, f"no topic {KAFKA_TOPIC}"
-        consumer.assign(partitions)
+        consumer = await assigned_consumer()
+        partitions = sorted(consumer.assignment())
         await consumer.seek_to_end(*partitions)
         for tp in partitions:
             await consumer.position(tp)  # resolve the end now, before the test writes
@@ -157,6 +153,17 @@ class TopicReader:
                         )
                     )
         return self.messages
+
+
+async def assigned_consumer(timeout: float = 30.0) -> AIOKafkaConsumer:
+    """A consumer of every partition of the events topic, without a group (no committed offsets)."""
+    consumer = AIOKafkaConsumer(KAFKA_TOPIC, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    deadline = time.monotonic() + timeout
+    while not consumer.assignment():
+        assert time.monotonic() < deadline, f"no partitions of {KAFKA_TOPIC}"
+        await asyncio.sleep(0.05)
+    return consumer
 
 
 def stack_environment(ledger: str, **more: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
@@ -55,6 +55,7 @@ class KafkaEventFeed:
         on from the offsets it had."""
         while not stop.is_set():
             consumer = AIOKafkaConsumer(
+                self._topic,
                 bootstrap_servers=self._bootstrap,
                 group_id=None,
                 enable_auto_commit=False,
@@ -64,7 +65,7 @@ class KafkaEventFeed:
             )
             try:
                 await consumer.start()
-                await self._assign(consumer)
+                await self._assign(consumer, stop)
                 await self._consume(consumer, stop)
             except KafkaError as error:
                 log.warning("events topic unavailable (%s); retrying in %.1f s", error, self._retry_seconds)
@@ -72,18 +73,14 @@ class KafkaEventFeed:
             finally:
                 await consumer.stop()
 
-    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
-        await consumer.topics()  # fetches the cluster's metadata
-        partitions = consumer.partitions_for_topic(self._topic)
-        if not partitions:
-            raise KafkaError(f"topic {self._topic} has no partitions (not created yet?)")
-        assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        for tp in assigned:
+    async def _assign(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Without a group, a subscription is every partition of the topic, once the metadata is there; a partition
+        read before goes on from where this process was, the others from their beginning."""
+        while not consumer.assignment() and not stop.is_set():
+            await asyncio.sleep(0.05)
+        for tp in consumer.assignment():
             if tp.partition in self.positions:
                 consumer.seek(tp, self.positions[tp.partition])
-            else:
-                await consumer.seek_to_beginning(tp)
 
     async def _consume(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         while not stop.is_set():
