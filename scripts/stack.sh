@@ -206,30 +206,41 @@ unpack() {
   fi
 }
 
-install_all() {
+# Installing runs in two halves so that the JVM servers start while apt is still at work: install_begin starts
+# apt in the background (when Java and Maven are already there) and fetches the Maven artifacts; install_end
+# waits for apt. Their variables: APT_PID, APT_PKGS.
+install_begin() {
   mkdir -p "$DL" "$OPT" "$CONF" "$DATA" "$LOGS" "$RUN"
-  local pkgs mvn_pid=""
-  mapfile -t pkgs < <(need_packages)
-  # Maven's downloads run while apt installs (when Java and Maven are already there).
-  if command -v mvn >/dev/null && command -v java >/dev/null; then
-    fetch_maven &
-    mvn_pid=$!
+  APT_PID="" APT_PKGS=()
+  mapfile -t APT_PKGS < <(need_packages)
+  if ((${#APT_PKGS[@]})); then
+    if command -v mvn >/dev/null && command -v java >/dev/null; then
+      apt_install "${APT_PKGS[@]}" &
+      APT_PID=$!
+    else
+      apt_install "${APT_PKGS[@]}"
+    fi
   fi
-  if ((${#pkgs[@]})); then
-    apt_install "${pkgs[@]}"
-    if [[ " ${pkgs[*]} " == *" mariadb-server "* ]]; then stop_system_service mariadb; fi
-    if [[ " ${pkgs[*]} " == *" redis-server "* ]]; then stop_system_service redis-server; fi
-  fi
-  if [[ -n $mvn_pid ]]; then
-    wait "$mvn_pid" || die "Maven could not fetch the Kafka / Debezium / OpenSearch artifacts (log: $LOGS/install-maven.log)"
-  else
-    fetch_maven || die "Maven could not fetch the Kafka / Debezium / OpenSearch artifacts (log: $LOGS/install-maven.log)"
-  fi
+  fetch_maven || die "Maven could not fetch the Kafka / Debezium / OpenSearch artifacts (log: $LOGS/install-maven.log)"
   if is_root && ! id -u "$OS_USER" >/dev/null 2>&1; then
     log "creating the system user $OS_USER"
-    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$OS_USER"
+    local i
+    # apt may hold the password files' lock for a moment (packages that add their own users).
+    for i in 1 2 3 4 5; do
+      useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$OS_USER" && break
+      ((i < 5)) || die "could not create the system user $OS_USER"
+      sleep 2
+    done
   fi
   unpack
+}
+install_end() {
+  if [[ -n $APT_PID ]]; then
+    wait "$APT_PID" || die "apt-get install ${APT_PKGS[*]} failed (log: $LOGS/install-apt.log)"
+  fi
+  if [[ " ${APT_PKGS[*]} " == *" mariadb-server "* ]]; then stop_system_service mariadb; fi
+  if [[ " ${APT_PKGS[*]} " == *" redis-server "* ]]; then stop_system_service redis-server; fi
+  return 0
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -450,34 +461,39 @@ ready_kafka() {
       -cp "$KAFKA_LIB/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$H:$KAFKA_PORT" --list >/dev/null 2>&1
 }
 
-# The events topic, keyed by user id so that one account's events keep their order, and its dead-letter topic.
-ensure_topic() {
-  local topic=$1 partitions=$2 retention=$3 out
-  out=$(kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$H:$KAFKA_PORT" --create --if-not-exists \
-    --topic "$topic" --partitions "$partitions" --replication-factor 1 \
-    --config "retention.ms=$retention" --config cleanup.policy=delete --config min.insync.replicas=1 \
-    --config message.timestamp.type=CreateTime 2>&1) || {
-    printf '%s\n' "$out" >&2
-    return 1
-  }
-  # An existing topic with fewer partitions than asked for gets more (a topic never gets fewer).
-  local have
-  have=$(kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$H:$KAFKA_PORT" --describe --topic "$topic" 2>/dev/null |
-    sed -n 's/.*PartitionCount: *\([0-9]*\).*/\1/p' | head -n1)
-  if [[ -n $have ]] && ((have < partitions)); then
-    log "kafka: $topic has $have partitions, raising to $partitions"
-    kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$H:$KAFKA_PORT" --alter --topic "$topic" \
-      --partitions "$partitions" >&2
-  fi
-}
+# The events topic, keyed by user id so that one account's events keep their order, and its dead-letter topic:
+# one describe call, then a create for a topic that is missing, and more partitions for one that has fewer than
+# asked for (a topic never gets fewer).
+topic_tool() { kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$H:$KAFKA_PORT" "$@"; }
 ensure_topics() {
   log "kafka: topics $POINTS_EVENTS_TOPIC and $POINTS_EVENTS_DLQ_TOPIC ($POINTS_EVENTS_PARTITIONS partitions)"
-  ensure_topic "$POINTS_EVENTS_TOPIC" "$POINTS_EVENTS_PARTITIONS" "$POINTS_EVENTS_RETENTION_MS" &
-  local a=$!
-  ensure_topic "$POINTS_EVENTS_DLQ_TOPIC" "$POINTS_EVENTS_PARTITIONS" "$POINTS_EVENTS_DLQ_RETENTION_MS" &
-  local b=$!
-  wait "$a" || fail_server kafka "could not create the topic $POINTS_EVENTS_TOPIC"
-  wait "$b" || fail_server kafka "could not create the topic $POINTS_EVENTS_DLQ_TOPIC"
+  local described pattern="${POINTS_EVENTS_TOPIC//./\\.}|${POINTS_EVENTS_DLQ_TOPIC//./\\.}"
+  described=$(topic_tool --describe --if-exists --topic "$pattern" 2>&1) || {
+    printf '%s\n' "$described" >&2
+    fail_server kafka "could not describe the topics"
+  }
+  local spec topic retention have pids=() p
+  for spec in "$POINTS_EVENTS_TOPIC:$POINTS_EVENTS_RETENTION_MS" "$POINTS_EVENTS_DLQ_TOPIC:$POINTS_EVENTS_DLQ_RETENTION_MS"; do
+    topic=${spec%%:*} retention=${spec##*:}
+    have=$(printf '%s\n' "$described" | awk -v t="$topic" '$1 == "Topic:" && $2 == t {
+      for (i = 3; i <= NF; i++) if ($i == "PartitionCount:") print $(i + 1) }' | head -n1)
+    if [[ -z $have ]]; then
+      topic_tool --create --if-not-exists --topic "$topic" --partitions "$POINTS_EVENTS_PARTITIONS" \
+        --replication-factor 1 --config "retention.ms=$retention" --config cleanup.policy=delete \
+        --config min.insync.replicas=1 >>"$LOGS/kafka-topics.log" 2>&1 &
+      pids+=($!)
+    elif ((have < POINTS_EVENTS_PARTITIONS)); then
+      log "kafka: $topic has $have partitions, raising to $POINTS_EVENTS_PARTITIONS"
+      topic_tool --alter --topic "$topic" --partitions "$POINTS_EVENTS_PARTITIONS" >>"$LOGS/kafka-topics.log" 2>&1 &
+      pids+=($!)
+    fi
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" || {
+      tail -n 20 "$LOGS/kafka-topics.log" >&2
+      fail_server kafka "could not create the topics (log: $LOGS/kafka-topics.log)"
+    }
+  done
 }
 
 # The worker's settings are docker/connect/connect-distributed.properties; this appends what differs here.
@@ -727,24 +743,28 @@ cmd_up() {
   # The service's Python environment (for the migrations), while the rest installs.
   (cd "$ROOT" && scripts/bootstrap.sh >"$LOGS/bootstrap.log" 2>&1) &
   local boot=$!
-  install_all
-  log "installed (Kafka $KAFKA_VERSION, Debezium $DEBEZIUM_VERSION, OpenSearch $OPENSEARCH_VERSION)"
   write_env
+  install_begin
+  # The slowest to answer start first, as soon as their files are there (apt may still be installing).
+  launch opensearch
+  launch kafka
+  install_end
+  log "installed (MariaDB and Redis from Debian, Kafka $KAFKA_VERSION, Debezium $DEBEZIUM_VERSION, OpenSearch $OPENSEARCH_VERSION)"
   launch mariadb
   launch redis
-  launch kafka
-  launch opensearch
   await mariadb
   init_mariadb
   wait "$boot" || {
     tail -n 50 "$LOGS/bootstrap.log" >&2
     die "scripts/bootstrap.sh failed"
   }
-  migrate
-  await redis
+  migrate &
+  local migrating=$!
   await kafka
   launch connect
   ensure_topics
+  await redis
+  wait "$migrating" || exit 1
   await connect
   ensure_connector
   await opensearch
