@@ -77,7 +77,7 @@ class KafkaEventFeed:
         """Without a group, a subscription is every partition of the topic, once the metadata is there; a partition
         read before goes on from where this process was, the others from their beginning."""
         while not consumer.assignment() and not stop.is_set():
-            await asyncio.sleep(0.05)
+            await _wait(stop, 0.05)
         for tp in consumer.assignment():
             if tp.partition in self.positions:
                 consumer.seek(tp, self.positions[tp.partition])
