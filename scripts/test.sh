@@ -31,7 +31,7 @@ if ! scripts/stack.sh up; then
   exit 1
 fi
 set -a
-. .stack/env
+. "${POINTS_STACK_DIR:-.stack}/env"
 set +a
 
 echo "== pytest"
