@@ -1,9 +1,11 @@
-"""The command line: ``python -m app serve | token | schema | expire | migrate`` (installed as ``point-ledger``)."""
+"""The command line: ``python -m app serve | token | schema | expire | migrate | project | rebuild | reconcile``
+(installed as ``point-ledger``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -86,6 +88,27 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _project(settings: Settings, args: argparse.Namespace) -> int:
+    from app.entrypoints.operations import project
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(project(settings, tuple(args.projection or ("balance", "history"))))
+    return 0
+
+
+def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from app.entrypoints.operations import rebuild
+
+    asyncio.run(rebuild(settings, tuple(args.projection or ("balance", "history"))))
+    return 0
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from app.entrypoints.operations import reconcile_all
+
+    return 1 if asyncio.run(reconcile_all(settings)) else 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="point-ledger", description="The point ledger service.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -116,6 +139,20 @@ def parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply the write model's schema migrations (stack profile: MariaDB)")
     migrate.add_argument("--revision", default="head", help="Alembic revision to upgrade to (default head)")
     migrate.set_defaults(run=_migrate)
+
+    projections = ("balance", "history")
+    project = commands.add_parser("project", help="run the stack's projectors (Kafka into Redis and OpenSearch)")
+    project.add_argument("--projection", action="append", choices=projections, help="repeatable; default: both")
+    project.set_defaults(run=_project)
+
+    rebuild = commands.add_parser("rebuild", help="rebuild the stack's read models from the event store")
+    rebuild.add_argument("--projection", action="append", choices=projections, help="repeatable; default: both")
+    rebuild.set_defaults(run=_rebuild)
+
+    reconcile = commands.add_parser(
+        "reconcile", help="compare the read models with the event store; exit 1 when they differ"
+    )
+    reconcile.set_defaults(run=_reconcile)
     return root
 
 

@@ -97,7 +97,7 @@ def build_container(settings: Settings) -> Container:
         override_embedded(container, settings)
         return container
     if settings.profile == "stack":
-        from app.adapters.mysql.profile import override_stack
+        from app.adapters.stack import override_stack
 
         override_stack(container, settings)
         return container

@@ -40,6 +40,15 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic: str = "points.events"
     """The events topic Debezium fills from the outbox (stack profile)."""
+    kafka_dlq_topic: str = "points.events.dlq"
+    """Where the projectors put messages they cannot read, with the reason in a header (stack profile)."""
+    opensearch_url: str = "http://127.0.0.1:9200"
+    history_alias: str = "points-history"
+    """The OpenSearch alias the history index is read and written through (over a versioned index)."""
+    redis_prefix: str = "points"
+    """The namespace of the balance view's Redis keys."""
+    keep_recent: int = 100
+    """History entries per account that the balance view keeps, for the first pages of a history."""
     aggregate_type: str = "point_account"
     """The outbox rows' ``aggregatetype`` (Debezium's outbox field, a header of each message): the ledger's name on
     the events topic. A process reads only its own ledger's events, so ledgers (or test runs) can share a topic."""
@@ -94,6 +103,11 @@ class Settings:
             database_pool=int(_env("POINTS_DATABASE_POOL", str(cls.database_pool))),
             kafka_bootstrap=_env("POINTS_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             kafka_topic=_env("POINTS_KAFKA_TOPIC", cls.kafka_topic),
+            kafka_dlq_topic=_env("POINTS_KAFKA_DLQ_TOPIC", cls.kafka_dlq_topic),
+            opensearch_url=_env("POINTS_OPENSEARCH_URL", cls.opensearch_url),
+            history_alias=_env("POINTS_HISTORY_ALIAS", cls.history_alias),
+            redis_prefix=_env("POINTS_REDIS_PREFIX", cls.redis_prefix),
+            keep_recent=int(_env("POINTS_KEEP_RECENT", str(cls.keep_recent))),
             aggregate_type=_env("POINTS_AGGREGATE_TYPE", cls.aggregate_type),
             jwt_secret=_env("POINTS_JWT_SECRET", cls.jwt_secret),
             test_clock=_flag("POINTS_TEST_CLOCK"),
