@@ -1,8 +1,9 @@
 """The BalanceView contract, written once and run against the in-memory adapter (the embedded default) and the Redis
 one (the stack's; ``scripts/test.sh`` starts Redis, and the Redis cases fail when it is not there, at
 ``POINTS_REDIS_URL``, default redis://127.0.0.1:6379/0). Each Redis case writes under a key prefix of its own and
-deletes its keys afterwards. The last tests are the Redis adapter's own: its keys, ``apply_many`` and a server that
-is not there."""
+deletes its keys afterwards. ``lots`` of a whole account come in no order the port promises, so they are compared by
+grant id. The last tests are the Redis adapter's own: its keys, its scripts lost by Redis, and a server that is not
+there."""
 
 from __future__ import annotations
 

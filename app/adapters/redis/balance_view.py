@@ -20,7 +20,9 @@ Values are compact JSON arrays by position, times as ISO 8601 with their offset,
   order_id, grant_id, use_id, reason]``, ``user_id`` null when it is the account's own.
 
 Writes go through one Lua script per event (:data:`_APPLY`), which checks the stored version and writes the lots, the
-entry and the version together, so a redelivered event changes nothing and no reader sees half an event.
+entry and the version together, so a redelivered event changes nothing and no reader sees half an event; a rebuild
+writes each account whole with another (:data:`_REPLACE`). Scripts check before their first write, so one refused
+for memory (OOM) has written nothing.
 """
 
 from __future__ import annotations
