@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy.engine import make_url
 
 from app.adapters.mysql.migrate import migrate
-from app.settings import STACK_DATABASE_URL
+from app.settings import STACK_DATABASE_URL, Settings
 
 MYSQL_URL = os.environ.get("POINTS_DATABASE_URL", "") or STACK_DATABASE_URL
 if not MYSQL_URL.startswith("mysql"):
@@ -32,6 +33,9 @@ if not MYSQL_URL.startswith("mysql"):
 KAFKA_BOOTSTRAP = os.environ.get("POINTS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 KAFKA_TOPIC = os.environ.get("POINTS_KAFKA_TOPIC", "points.events")
 CONNECT_URL = os.environ.get("POINTS_CONNECT_URL", "http://127.0.0.1:8083")
+REDIS_URL = os.environ.get("POINTS_REDIS_URL", "redis://127.0.0.1:6379/0")
+OPENSEARCH_URL = os.environ.get("POINTS_OPENSEARCH_URL", "http://127.0.0.1:9200")
+DLQ_TOPIC = os.environ.get("POINTS_KAFKA_DLQ_TOPIC", "points.events.dlq")
 
 TABLES = ("point_events", "point_event_outbox", "point_idempotency", "point_snapshots", "point_lot_expiries")
 _migrated = False
@@ -166,6 +170,27 @@ async def assigned_consumer(timeout: float = 30.0) -> AIOKafkaConsumer:
     return consumer
 
 
+def ledger_names(ledger: str) -> dict[str, str]:
+    """Where a ledger of its own keeps its things: its name on the events topic (and its projectors' consumer
+    groups), its Redis keys' prefix, its OpenSearch alias (whose pattern overlaps no other template's)."""
+    return {"aggregate_type": ledger, "redis_prefix": ledger, "history_alias": f"{ledger}-history"}
+
+
+def stack_settings(ledger: str, **more: Any) -> Settings:
+    """The stack profile on the stack's servers, for one ledger."""
+    return Settings(
+        profile="stack",
+        database_url=MYSQL_URL,
+        kafka_bootstrap=KAFKA_BOOTSTRAP,
+        kafka_topic=KAFKA_TOPIC,
+        kafka_dlq_topic=DLQ_TOPIC,
+        redis_url=REDIS_URL,
+        opensearch_url=OPENSEARCH_URL,
+        **ledger_names(ledger),
+        **more,
+    )
+
+
 def stack_environment(ledger: str, **more: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POINTS_")}
     env.update(
@@ -173,8 +198,11 @@ def stack_environment(ledger: str, **more: str) -> dict[str, str]:
         POINTS_DATABASE_URL=MYSQL_URL,
         POINTS_KAFKA_BOOTSTRAP=KAFKA_BOOTSTRAP,
         POINTS_KAFKA_TOPIC=KAFKA_TOPIC,
-        POINTS_AGGREGATE_TYPE=ledger,
+        POINTS_KAFKA_DLQ_TOPIC=DLQ_TOPIC,
+        POINTS_REDIS_URL=REDIS_URL,
+        POINTS_OPENSEARCH_URL=OPENSEARCH_URL,
         POINTS_JWT_SECRET=SECRET,
+        **{f"POINTS_{name.upper()}": value for name, value in ledger_names(ledger).items()},
         **more,
     )
     return env
@@ -186,6 +214,39 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+async def spawn(log: Path, env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    """``python -m app ARGS`` in its own process, its output into ``log``."""
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "app", *args), cwd=ROOT, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+
+
+async def ended(process: asyncio.subprocess.Process, signal_number: int = signal.SIGTERM) -> None:
+    if process.returncode is None:
+        process.send_signal(signal_number)
+    try:
+        await asyncio.wait_for(process.wait(), 30)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def projector_processes(
+    count: int, ledger: str, log_dir: Path
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """``count`` projector processes (``python -m app project``: both projections) of the ledger."""
+    processes = [
+        await spawn(log_dir / f"projector-{n}.log", stack_environment(ledger), "project") for n in range(count)
+    ]
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            await ended(process)
+
+
 @contextlib.asynccontextmanager
 async def api_processes(count: int, ledger: str, log_dir: Path) -> AsyncIterator[list[httpx.AsyncClient]]:
     """``count`` API processes (``python -m app serve``) on the stack, each on its own port, all on one database."""
@@ -195,14 +256,7 @@ async def api_processes(count: int, ledger: str, log_dir: Path) -> AsyncIterator
         for _ in range(count):
             port = free_port()
             log = log_dir / f"api-{port}.log"
-            with log.open("wb") as out:
-                process = await asyncio.create_subprocess_exec(
-                    *(sys.executable, "-m", "app", "serve", "--port", str(port)),
-                    cwd=ROOT,
-                    env=stack_environment(ledger),
-                    stdout=out,
-                    stderr=asyncio.subprocess.STDOUT,
-                )
+            process = await spawn(log, stack_environment(ledger), "serve", "--port", str(port))
             processes.append((process, log))
             clients.append(httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30))
         for (process, log), client in zip(processes, clients, strict=True):
@@ -221,9 +275,4 @@ async def api_processes(count: int, ledger: str, log_dir: Path) -> AsyncIterator
         for client in clients:
             await client.aclose()
         for process, _ in processes:
-            process.terminate()
-        for process, _ in processes:
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
+            await ended(process)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from app.domain.policy import PointPolicy
 from app.entrypoints.server import create_app
 from app.settings import Settings
 from tests.e2e.client import SECRET, Api
-from tests.servers import KAFKA_BOOTSTRAP, KAFKA_TOPIC, MYSQL_URL, fresh_mysql, new_ledger
+from tests.servers import fresh_mysql, new_ledger, stack_settings
 
 POLICY = PointPolicy(max_grant=100_000, max_balance=150_000)
 
@@ -41,29 +42,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-def stack_settings(test_clock: bool = True) -> Settings:
-    """The stack profile on MariaDB emptied for the test, under a ledger name of its own on the events topic."""
-    return Settings(
-        profile="stack",
-        database_url=MYSQL_URL,
-        kafka_bootstrap=KAFKA_BOOTSTRAP,
-        kafka_topic=KAFKA_TOPIC,
-        aggregate_type=new_ledger(),
-        jwt_secret=SECRET,
-        test_clock=test_clock,
-        policy=POLICY,
-    )
+async def serve_stack(test_clock: bool = True) -> AsyncIterator[Api]:
+    """The service on the stack, on MariaDB emptied for the test, under a ledger of its own (its name on the events
+    topic, its Redis keys, its OpenSearch alias), with the ledger's two projectors running beside it."""
+    await fresh_mysql()
+    settings = stack_settings(new_ledger(), jwt_secret=SECRET, test_clock=test_clock, policy=POLICY)
+    async for api in serve(settings):
+        assert api.container is not None
+        stop = asyncio.Event()
+        projectors = [api.container.balance_projector(), api.container.history_projector()]
+        tasks = [asyncio.create_task(projector.run(stop)) for projector in projectors]
+        try:
+            yield api
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+            await api.container.history_index().drop()
 
 
 @pytest.fixture(params=["embedded", "stack"])
 async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
-    """The service on its embedded default, and on the stack (MariaDB, Debezium, Kafka)."""
-    if request.param == "stack":
-        await fresh_mysql()
-        settings = stack_settings()
-    else:
-        settings = e2e_settings(tmp_path)
-    async for client in serve(settings):
+    """The service on its embedded default, and on the stack (MariaDB, Debezium, Kafka, Redis, OpenSearch)."""
+    served = serve_stack() if request.param == "stack" else serve(e2e_settings(tmp_path))
+    async for client in served:
         yield client
 
 

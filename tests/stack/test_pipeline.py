@@ -24,6 +24,7 @@ from tests.servers import (
     fresh_mysql,
     mysql_rows,
     new_ledger,
+    projector_processes,
     stack,
 )
 
@@ -62,7 +63,7 @@ async def test_each_mutation_s_events_arrive_on_kafka_keyed_by_user_in_order_equ
 ) -> None:
     name, reader = ledger
     users = [f"user-{n}" for n in range(6)]
-    async with api_processes(1, name, tmp_path) as (http,):
+    async with api_processes(1, name, tmp_path) as (http,), projector_processes(1, name, tmp_path):
         api = Api(http)
         for user in users:
             await api.grant(user, 1_000, token=ADMIN, source="MANUAL")
