@@ -159,13 +159,13 @@ class TopicReader:
         return self.messages
 
 
-async def assigned_consumer(timeout: float = 30.0) -> AIOKafkaConsumer:
-    """A consumer of every partition of the events topic, without a group (no committed offsets)."""
-    consumer = AIOKafkaConsumer(KAFKA_TOPIC, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, enable_auto_commit=False)
+async def assigned_consumer(timeout: float = 30.0, topic: str = KAFKA_TOPIC) -> AIOKafkaConsumer:
+    """A consumer of every partition of a topic (the events topic unless told), without a group."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, enable_auto_commit=False)
     await consumer.start()
     deadline = time.monotonic() + timeout
     while not consumer.assignment():
-        assert time.monotonic() < deadline, f"no partitions of {KAFKA_TOPIC}"
+        assert time.monotonic() < deadline, f"no partitions of {topic}"
         await asyncio.sleep(0.05)
     return consumer
 
