@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -368,14 +368,3 @@ def _outcome(user_id: str, version: int, reply: int) -> bool | ProjectionGapErro
     if reply < 0:
         return ProjectionGapError(f"{user_id}: got version {version} while at {-1 - reply}")
     return reply == 1
-
-
-async def redis_balance_view(
-    url: str, prefix: str = "points", keep_recent: int = 100
-) -> AsyncIterator[RedisBalanceView]:
-    """The container's resource: a view on its own connection pool, closed at shutdown."""
-    view = RedisBalanceView.open(url, prefix, keep_recent)
-    try:
-        yield view
-    finally:
-        await view.aclose()
