@@ -429,3 +429,24 @@ async def test_a_redis_that_is_not_there_is_unavailable_within_seconds() -> None
         assert time.monotonic() - started < 10
     finally:
         await view.aclose()
+
+
+async def test_a_redis_that_does_not_answer_is_unavailable_after_the_socket_timeout() -> None:
+    done = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    view = RedisBalanceView.open(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0")
+    try:
+        started = time.monotonic()
+        with pytest.raises(ReadModelUnavailableError, match="Timeout"):
+            await view.apply("a", 1, [lot("g1")], None)
+        assert balance_view.SOCKET_TIMEOUT <= time.monotonic() - started < 2 * balance_view.SOCKET_TIMEOUT
+    finally:
+        done.set()
+        await view.aclose()
+        server.close()
+        await server.wait_closed()

@@ -222,13 +222,14 @@ class RedisBalanceView:
     def open(
         cls, url: str, prefix: str = "points", keep_recent: int = 100, poll_seconds: float = 0.005
     ) -> RedisBalanceView:
-        """On a client of its own for ``url``, whose commands give up within seconds when Redis is gone (one retry,
-        then :class:`ReadModelUnavailableError`); :meth:`aclose` closes it."""
+        """On a client of its own for ``url``: a command that Redis does not answer within 2 s (1 s to connect) is
+        :class:`ReadModelUnavailableError` at once, a broken connection (Redis restarted) is tried again once on a
+        new one; :meth:`aclose` closes it."""
         client = redis.Redis.from_url(
             url,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=CONNECT_TIMEOUT,
-            retry=Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), retries=1),
+            retry=Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), 1, supported_errors=(RedisConnectionError,)),
         )
         return cls(client, prefix, keep_recent, poll_seconds)
 
