@@ -450,3 +450,20 @@ async def test_a_redis_that_does_not_answer_is_unavailable_after_the_socket_time
         await view.aclose()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_connection_that_redis_dropped_is_replaced_without_an_error() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    view = RedisBalanceView.open(REDIS_URL, prefix=prefix)
+    admin = await redis_client()
+    try:
+        who = user()
+        assert await view.apply(who, 1, [lot("g1")], None)
+        mine = await view._client.client_id()  # the pool's one connection, as the calls come one at a time
+        assert await admin.client_kill_filter(_id=mine) == 1
+        assert await view.apply(who, 2, [lot("g1", 5)], None)
+        assert (await view.version(who), await view.lots(who)) == (2, [lot("g1", 5)])
+    finally:
+        await delete_namespace(admin, prefix)
+        await admin.aclose()
+        await view.aclose()
