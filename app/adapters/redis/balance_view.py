@@ -195,10 +195,11 @@ class RedisBalanceView:
     """The :class:`app.ports.read_models.BalanceView` port on Redis (see the module's docstring for the keys).
 
     ``apply`` is one EVALSHA of a script that checks the version and writes; ``apply_many`` pipelines those calls for
-    many events in one round trip, each still atomic on its own. ``recent`` reads the version, the entry count and the
-    entries in one MULTI/EXEC. ``wait_for_version`` polls every ``poll_seconds``. A server that cannot be reached,
-    times out, is out of memory or read-only gives :class:`ReadModelUnavailableError`; retrying an ``apply`` is
-    safe (a retry of one that did get through returns False)."""
+    many events in one round trip, each still atomic on its own; ``replace_many`` (rebuilds) pipelines one script per
+    account that writes it whole. ``recent`` reads the version, the entry count and the entries in one MULTI/EXEC.
+    ``wait_for_version`` polls every ``poll_seconds``. A server that cannot be reached, times out, is out of memory
+    or read-only gives :class:`ReadModelUnavailableError`; retrying an ``apply`` is safe (a retry of one that did get
+    through returns False)."""
 
     def __init__(
         self,
