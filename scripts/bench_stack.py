@@ -7,10 +7,10 @@ bare loop of the same SQL, and the lag from commit to a Kafka consumer.
 
 In one run, on the stack named by ``.stack/env`` (or the POINTS_* variables of the environment, which win):
 
-1. Bare SQL: the statements one append of the MariaDB store runs (BEGIN, the version check, INSERT point_events,
-   INSERT point_event_outbox, DELETE that outbox row, INSERT point_idempotency, a grant's expiry upsert, COMMIT),
-   compiled as the store compiles them, on an aiomysql pool of its own with one connection per client, no Python
-   of the service around them: what the database and driver can take at that concurrency.
+1. Bare SQL: what one append of the MariaDB store sends, from the store's own code: the version check, then BEGIN,
+   INSERT point_events, INSERT point_event_outbox, DELETE that outbox row, INSERT point_idempotency, a grant's
+   expiry upsert and COMMIT as one multi-statement query; on an aiomysql pool of its own with one connection per
+   client, no Python of the service around them: what the database and driver can take at that concurrency.
 2. HTTP: ``python -m app serve`` on the stack profile, first one process and then two (each on its own port, the
    clients split over them), driven back to back by ``--clients`` lean keep-alive clients with the command mix of
    ``bench_embedded.py`` (per user a grantPoints of 100, then two usePoints of 10) with a service token. Every
@@ -73,7 +73,7 @@ from bench_embedded import (
     thread_cpu_seconds,
 )
 
-from app.adapters.mysql.event_store import MYSQL
+from app.adapters.mysql.event_store import CONNECT_ARGS, MYSQL, append_transaction
 from app.adapters.sql.rows import CommitRows
 from app.adapters.sql.statements import Statements
 
@@ -136,17 +136,15 @@ class Refused(Exception):
 
 async def bare_loop(env: dict[str, str], args: argparse.Namespace, ledger: str) -> Figures:
     """``args.clients`` clients, each on its own connection with its own users, append the rows of the command mix
-    back to back with the store's statements, one transaction per command."""
+    back to back as the store sends them, one transaction per command."""
     url = make_url(env["POINTS_DATABASE_URL"])
     pool = await aiomysql.create_pool(
         **url.translate_connect_args(username="user", database="db"),
-        autocommit=True,
-        charset="utf8mb4",
+        **CONNECT_ARGS,
         minsize=args.clients,
         maxsize=args.clients,
     )
     sql = Statements.for_dialect(MYSQL)
-    delete_outbox = "DELETE FROM point_event_outbox WHERE id IN (%s)"  # the store's, for one event
     grant, use = command_rows(datetime.now(UTC))
     run = secrets.token_hex(4)
     per_client = max(1, args.users // args.clients)
@@ -155,25 +153,15 @@ async def bare_loop(env: dict[str, str], args: argparse.Namespace, ledger: str) 
     stop = measure_from + args.seconds
 
     async def append(connection: Any, cursor: Any, rows: CommitRows) -> None:
-        """What ``MySqlEventStore._write`` sends for an append of one event (no snapshot, nothing unscheduled)."""
-        await connection.begin()
+        """What the store sends for an append: the version check, then BEGIN ... COMMIT in one query."""
+        if rows.expected_version > 0:
+            await cursor.execute(sql.version_exists.sql, {"user_id": rows.user_id, "version": rows.expected_version})
+            if not await cursor.fetchall():
+                raise Refused(rows.user_id)
         try:
-            if rows.expected_version > 0:
-                await cursor.execute(
-                    sql.version_exists.sql, {"user_id": rows.user_id, "version": rows.expected_version}
-                )
-                if not await cursor.fetchall():
-                    raise Refused(rows.user_id)
-            for statement, values in (
-                (sql.insert_event.sql, rows.events),
-                (sql.insert_outbox.sql, rows.outbox),
-                (delete_outbox, [[row["id"]] for row in rows.outbox]),
-                (sql.insert_idempotency.sql, [rows.idempotency]),
-                (sql.upsert_expiry.sql, rows.expiries),
-            ):
-                if values:
-                    await cursor.executemany(statement, values)
-            await connection.commit()
+            await cursor.execute(append_transaction(cursor, sql, rows))
+            while await cursor.nextset():
+                pass
         except BaseException:
             await connection.rollback()
             raise
@@ -455,7 +443,10 @@ def main() -> None:
     http: dict[int, Figures] = {}
     lags: list[Lag] = []
     if not args.skip_bare:
-        print(f"bare SQL: the store's statements on aiomysql, one transaction per command, {args.clients} connections")
+        print(
+            "bare SQL: what the store sends per append (a version check, then one query BEGIN ... COMMIT), "
+            f"{args.clients} connections"
+        )
         cpu = CpuShares([])
         bare = asyncio.run(bare_loop(env, args, ledger + "-bare"))
         print(bare.line(f"  bare SQL, {args.clients} concurrent"))
