@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Histogram
 
+from app.adapters.sql.tables import AGGREGATE_TYPE
 from app.adapters.wire import decode_message
 from app.domain.events import RecordedEvent
 from app.ports.errors import UnavailableError
@@ -52,12 +53,12 @@ class TopicSettings:
 
 
 def is_ours(headers: Sequence[tuple[str, bytes]], ledger: bytes) -> bool:
-    """Whether a message is of the ledger (its ``aggregatetype`` header, as Debezium's EventRouter writes it, plain
-    or as a JSON string). A message without the header is taken."""
+    """Whether a message is of the ledger: its ``aggregatetype`` header (as Debezium's EventRouter writes it, plain or
+    as a JSON string); a message without one is the default ledger's."""
     for name, value in headers:
         if name == "aggregatetype":
             return value == ledger or value == b'"' + ledger + b'"'
-    return True
+    return ledger == AGGREGATE_TYPE.encode()
 
 
 class KafkaProjector:
