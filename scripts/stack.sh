@@ -24,10 +24,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK_DIR=${POINTS_STACK_DIR:-$ROOT/.stack}
-set -a
 # shellcheck source=stack/versions.env
 . "$ROOT/scripts/stack/versions.env"
-set +a
 
 SERVERS=(mariadb redis kafka connect opensearch)
 DL=$STACK_DIR/downloads
@@ -307,7 +305,7 @@ spawn() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
-# The servers: prepare_<server> writes its config (and initialises its data once), cmd_<server> starts it,
+# The servers: prepare_<server> writes its config (and initialises its data once), start_<server> starts it,
 # ready_<server> is one check that it answers.
 
 mariadb_bin() {
