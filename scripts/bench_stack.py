@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiomysql
 import httpx
@@ -105,7 +105,11 @@ def process_cpu(pid: int) -> float:
 
 
 class CpuShares:
-    """CPU seconds of the API processes, the stack's servers and this process (the load generator) over a run."""
+    """CPU seconds of the API processes, the stack's servers and this process (the load generator) over a run, and
+    of everything else on the machine (other work, which every figure of the run shares the cores with)."""
+
+    others: ClassVar[list[float]] = []
+    """Everything else's share of a core in each run so far."""
 
     def __init__(self, apis: list[int]) -> None:
         self._pids: dict[str, list[int]] = {"API": apis} if apis else {}
@@ -118,13 +122,27 @@ class CpuShares:
     def _sample(self) -> dict[str, float]:
         sample = {label: sum(process_cpu(pid) for pid in pids) for label, pids in self._pids.items()}
         sample["load generator"] = own_cpu_seconds()
+        busy, stolen = machine_cpu()
+        sample["everything else"] = busy - sum(sample.values())
+        sample["stolen by the hypervisor"] = stolen
         return sample
 
     def line(self) -> str:
         elapsed = time.perf_counter() - self._began
         after = self._sample()
         shares = ", ".join(f"{label} {(after[label] - self._before[label]) / elapsed:.0%}" for label in after)
+        CpuShares.others.append((after["everything else"] - self._before["everything else"]) / elapsed)
         return f"  CPU ({os.cpu_count()} cores, in % of one): {shares}; load average {load_average()}"
+
+
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds the whole machine was busy (user, nice, system, irq, softirq) and stolen by the hypervisor."""
+    try:
+        ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    second = os.sysconf("SC_CLK_TCK")
+    return (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / second, ticks[7] / second
 
 
 # -- 1. bare SQL ------------------------------------------------------------------------------------------------
@@ -486,6 +504,11 @@ def summary(
     args: argparse.Namespace, bare: Figures | None, http: dict[int, Figures], lags: list[Lag], rates: list[float]
 ) -> None:
     print("summary:")
+    if CpuShares.others:
+        print(
+            f"  other work on the machine took {sum(CpuShares.others) / len(CpuShares.others):.0%} of a core on "
+            f"average during the runs (at most {max(CpuShares.others):.0%}), of the {os.cpu_count()} cores"
+        )
     for processes, figures in http.items():
         ratio = f", {rate(figures) / rate(bare):.2f} of the bare SQL loop ({rate(bare):,.0f}/s)" if bare else ""
         print(
