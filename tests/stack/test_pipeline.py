@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from app.adapters.mysql.event_store import MySqlEventStore
-from app.adapters.wire import decode_message
+from app.adapters.wire import decode_message, encode_message
 from tests.e2e.client import Api, key, token
 from tests.servers import (
     MYSQL_URL,
@@ -24,6 +25,7 @@ from tests.servers import (
     fresh_mysql,
     mysql_rows,
     new_ledger,
+    projections_start_now,
     projector_processes,
     stack,
 )
@@ -36,6 +38,7 @@ ADMIN = token("ops", "admin", secret=SECRET)
 async def ledger() -> AsyncIterator[tuple[str, TopicReader]]:
     await fresh_mysql()
     name = new_ledger()
+    await projections_start_now(name)
     reader = await TopicReader(name).start()
     try:
         yield name, reader
@@ -68,7 +71,9 @@ async def test_each_mutation_s_events_arrive_on_kafka_keyed_by_user_in_order_equ
         for user in users:
             await api.grant(user, 1_000, token=ADMIN, source="MANUAL")
             await api.grant(user, 300, token=SERVICE, source="ORDER", orderId=f"order-{user}")
-            await api.use(user, 450, token=SERVICE)
+            used = await api.use(user, 450, token=SERVICE)
+            cancel = {"userId": user, "idempotencyKey": key(), "useId": used["useId"], "amount": 50}
+            await api.ok("cancelUse", SERVICE, input=cancel)  # nothing reissued: an empty list on the wire
         stored = await stored_events(users)
         total = sum(len(events) for events in stored.values())
         messages = await reader.read(total)
@@ -77,14 +82,20 @@ async def test_each_mutation_s_events_arrive_on_kafka_keyed_by_user_in_order_equ
         for user, received in by_user(messages).items():
             assert len({m.partition for m in received}) == 1, "one account, one partition"
             assert [decode_message(m.value) for m in received] == stored[user], "in version order, as stored"
+            assert [m.value for m in received] == [orjson.loads(encode_message(e)) for e in stored[user]], "as written"
             assert [m.headers["id"].strip(b'"').decode() for m in received] == [e.event_id for e in stored[user]]
         assert await mysql_rows("SELECT COUNT(*) FROM point_event_outbox") == [(0,)], "the outbox never grows"
 
         for user in users:
-            balance = await eventually_version(api, user, 3)
-            assert balance["available"] == 850
+            balance = await eventually_version(api, user, 4)
+            assert balance["available"] == 900
             history = await api.ok("history", ADMIN, userId=user, first=10)
-            assert [edge["node"]["kind"] for edge in history["edges"]] == ["USED", "GRANTED", "GRANTED"]
+            assert [edge["node"]["kind"] for edge in history["edges"]] == [
+                "USE_CANCELLED",
+                "USED",
+                "GRANTED",
+                "GRANTED",
+            ]
 
 
 async def eventually_version(api: Api, user: str, version: int, seconds: float = 30.0) -> dict[str, Any]:

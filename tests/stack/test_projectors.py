@@ -29,6 +29,7 @@ from tests.servers import (
     fresh_mysql,
     ledger_names,
     new_ledger,
+    projections_start_now,
     projector_processes,
     spawn,
     stack,
@@ -43,6 +44,7 @@ ADMIN = token("ops", "admin", secret=SECRET)
 async def ledger(tmp_path: Path) -> AsyncIterator[str]:
     await fresh_mysql()
     name = new_ledger()
+    await projections_start_now(name)
     yield name
     index = OpenSearchHistoryIndex.open(OPENSEARCH_URL, alias=ledger_names(name)["history_alias"])
     try:
