@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import sqlalchemy as sa
-from prometheus_client import Histogram
 
 from app.adapters.signals import WriteSignal
+from app.adapters.sql.metrics import BATCH_APPENDS, CHECKPOINT_SECONDS, COMMIT_SECONDS
 from app.adapters.sql.rows import CommitRows, commit_rows
 from app.adapters.sql.statements import SQLITE, Statement, Statements, sqlite_time
 from app.adapters.sql.tables import metadata
@@ -56,25 +56,6 @@ CHECKPOINT_EVERY = 0.5
 
 ACK_DELAY = 0.2
 """Seconds an outbox ack may wait for an append's transaction to ride with before the writer writes it alone."""
-
-COMMIT_SECONDS = Histogram(
-    "points_store_commit_seconds",
-    "How long one write transaction took, from its first statement to its COMMIT: with synchronous=FULL mostly the "
-    "WAL's fsync, which every append in the transaction waits for.",
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-)
-CHECKPOINT_SECONDS = Histogram(
-    "points_store_checkpoint_seconds",
-    "How long a WAL checkpoint took, by the thread that ran it: the checkpointer's, which no command waits for, or "
-    "the writer's short one between two batches, which holds up the appends that arrive meanwhile.",
-    ["thread"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-)
-BATCH_APPENDS = Histogram(
-    "points_store_batch_appends",
-    "Appends (commands) written together in one transaction by group commit.",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-)
 
 
 class StorageError(RuntimeError):
