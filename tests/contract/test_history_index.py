@@ -157,6 +157,16 @@ async def test_indexing_the_same_entries_again_adds_nothing(subject: Subject) ->
     assert not found.has_next
 
 
+async def test_a_batch_larger_than_one_bulk_request_is_indexed_whole(subject: Subject) -> None:
+    batch = [
+        made(f"bulk-{n % 3}", n // 3 + 1, EntryKind.GRANTED, 1, T0 + n * timedelta(seconds=1)) for n in range(12_000)
+    ]
+    await subject.load(batch)
+    assert [await subject.index.version(f"bulk-{n}") for n in range(3)] == [4_000, 4_000, 4_000]
+    oldest = await subject.index.search(EntryFilter(occurred_to=T0 + timedelta(seconds=2)), 5, None)
+    assert ids(oldest) == ["bulk-1-1", "bulk-0-1"]
+
+
 async def test_an_entry_reads_back_as_it_was_indexed(subject: Subject) -> None:
     await subject.load(SHOP)
     page = await subject.index.history("alice", 100, None)

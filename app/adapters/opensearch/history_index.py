@@ -62,6 +62,8 @@ T = TypeVar("T")
 ALIAS = "points-history"
 REQUEST_TIMEOUT = 5.0
 THREADS = 8
+BULK_SIZE = 5_000
+"""Entries per ``_bulk`` request at most (some 1.3 MB)."""
 POLL_SECONDS = 0.05
 """How often :meth:`OpenSearchHistoryIndex.wait_for_version` looks again, and the least time between its refreshes."""
 
@@ -293,31 +295,33 @@ class OpenSearchHistoryIndex:
     # -- writes ---------------------------------------------------------------------------------------------------
 
     async def index(self, entries: Sequence[HistoryEntry], *, into: str | None = None) -> None:
-        """One ``_bulk`` request through the alias (or into the index ``into``, for a rebuild); an entry's document
-        id is its id, so indexing it again changes nothing. No refresh."""
-        if not entries:
-            return
+        """A ``_bulk`` request through the alias (or into the index ``into``, for a rebuild), one per
+        :data:`BULK_SIZE` entries; an entry's document id is its id, so indexing it again changes nothing. No
+        refresh. The documents are encoded on the pool's thread, off the event loop."""
+        for at in range(0, len(entries), BULK_SIZE):
+            answer = await self._call(self._bulk, entries=entries[at : at + BULK_SIZE], into=into)
+            if not answer.get("errors"):
+                continue
+            errors = [item.get("error") for op in answer.get("items", []) for item in op.values()]
+            errors = [e for e in errors if e and e.get("type") != "version_conflict_engine_exception"]
+            if any(e.get("type") in _UNAVAILABLE_ITEMS for e in errors):
+                raise ReadModelUnavailableError("the history index (OpenSearch)", str(errors[0]))
+            if errors:
+                raise IndexingError(f"{len(errors)} of {len(entries)} entries refused, first: {errors[0]}")
+
+    def _bulk(self, entries: Sequence[HistoryEntry], into: str | None) -> Any:
         lines = bytearray()
         for e in entries:
             lines += orjson.dumps({"index": {"_id": e.entry_id}})
             lines += b"\n"
             lines += orjson.dumps(document(e))
             lines += b"\n"
-        answer = await self._call(
-            self._client.bulk,
+        return self._client.bulk(
             body=bytes(lines),
             index=into or self.alias,
             require_alias=into is None,  # never let a write make an index named like the alias
             filter_path="errors,items.*.error",
         )
-        if not answer.get("errors"):
-            return
-        errors = [item.get("error") for op in answer.get("items", []) for item in op.values()]
-        errors = [e for e in errors if e and e.get("type") != "version_conflict_engine_exception"]
-        if any(e.get("type") in _UNAVAILABLE_ITEMS for e in errors):
-            raise ReadModelUnavailableError("the history index (OpenSearch)", str(errors[0]))
-        if errors:
-            raise IndexingError(f"{len(errors)} of {len(entries)} entries refused, first: {errors[0]}")
 
     # -- reads ----------------------------------------------------------------------------------------------------
 

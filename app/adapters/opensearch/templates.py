@@ -13,23 +13,26 @@ from typing import Any
 
 REFRESH_INTERVAL = "1s"
 
-_ID: dict[str, Any] = {"type": "keyword"}  # ids are 1..128 characters (the API validates them): no ignore_above
+# Each field is indexed (points, terms) only when something filters on it, and has doc values only when something
+# sorts or aggregates on it: less work per document. Ids are 1..128 characters (the API validates them), so no
+# ignore_above: a longer one is refused rather than silently left out of the index.
+_FILTERED_ID: dict[str, Any] = {"type": "keyword", "doc_values": False}
 
 MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
     "properties": {
-        "entry_id": _ID,
-        "user_id": _ID,
-        "version": {"type": "long"},
-        "kind": {"type": "keyword"},
-        "amount": {"type": "long"},
-        "delta": {"type": "long"},
-        "occurred_at": {"type": "date", "format": "strict_date_optional_time"},
-        "occurred_us": {"type": "long"},
-        "source": {"type": "keyword"},
-        "order_id": _ID,
-        "grant_id": _ID,
-        "use_id": _ID,
+        "entry_id": _FILTERED_ID,  # also the document's _id
+        "user_id": {"type": "keyword"},  # filtered and sorted on
+        "version": {"type": "long", "index": False},  # sorted on (history, version)
+        "kind": {"type": "keyword"},  # filtered and aggregated on
+        "amount": {"type": "long"},  # filtered and summed
+        "delta": {"type": "long", "index": False},  # summed
+        "occurred_at": {"type": "date", "format": "strict_date_optional_time", "index": False},  # histograms
+        "occurred_us": {"type": "long"},  # filtered and sorted on
+        "source": {"type": "keyword", "doc_values": False},
+        "order_id": _FILTERED_ID,
+        "grant_id": _FILTERED_ID,
+        "use_id": _FILTERED_ID,
         "reason": {"type": "keyword", "index": False, "doc_values": False},
         "lots": {"type": "object", "enabled": False},
     },
