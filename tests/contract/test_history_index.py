@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,9 +26,18 @@ from app.adapters.cursors import encode_cursor
 from app.adapters.inmemory.read_models import InMemoryHistoryIndex
 from app.adapters.opensearch.history_index import OpenSearchHistoryIndex, document
 from app.application.projection import history_entry
+from app.application.rebuild import RebuildableIndex
 from app.domain.events import Allocation, Source
 from app.ports.errors import ReadModelUnavailableError
-from app.ports.read_models import EntryFilter, EntryKind, HistoryEntry, HistoryIndex, HistoryPage, Interval
+from app.ports.read_models import (
+    AccountSummary,
+    EntryFilter,
+    EntryKind,
+    HistoryEntry,
+    HistoryIndex,
+    HistoryPage,
+    Interval,
+)
 from tests.ledger import make_ledger
 from tests.unit.support import Driver
 
@@ -62,11 +72,15 @@ async def opensearch_index() -> AsyncIterator[OpenSearchHistoryIndex]:
         await index.close()
 
 
+class Index(HistoryIndex, RebuildableIndex, Protocol):
+    """The history index port and the rebuild's, as every adapter implements them."""
+
+
 @dataclass
 class Subject:
     """An index under test, and how to make what was indexed visible to its searches (OpenSearch: a refresh)."""
 
-    index: HistoryIndex
+    index: Index
     settle: Callable[[], Awaitable[None]]
 
     async def load(self, entries: Sequence[HistoryEntry]) -> None:
@@ -399,6 +413,33 @@ async def test_waiting_for_a_version_never_indexed_answers_the_held_one_after_th
     assert await subject.index.wait_for_version("nobody", 1, 0.0) == 0
 
 
+# -- rebuild and reconcile ----------------------------------------------------------------------------------------
+
+
+async def test_a_rebuilt_index_is_read_once_it_is_published_and_not_before(subject: Subject) -> None:
+    await subject.load(SHOP)
+    target = await subject.index.rebuild_target()
+    await target.index(SHOP[:3])
+    assert ids(await subject.index.search(EntryFilter(), 100, None)) == newest_first(SHOP)
+    await subject.index.publish(target)
+    assert ids(await subject.index.search(EntryFilter(), 100, None)) == newest_first(SHOP[:3])
+    assert await subject.index.version("bob") == 0
+    await subject.load(SHOP[3:])
+    assert ids(await subject.index.search(EntryFilter(), 100, None)) == newest_first(SHOP)
+    assert await subject.index.version("bob") == 4
+
+
+async def test_summaries_give_each_account_s_entries_newest_version_and_deltas_by_user_id(subject: Subject) -> None:
+    others = [made(u, 1, EntryKind.GRANTED, 10, T0) for u in ("포인트", "B", "ü🙂", "user:42", "alicf")]
+    await subject.load([*SHOP, *others])
+    alice = AccountSummary("alice", 6, 6, 1_000 + 500 - 700 + 200 - 100 - 400)
+    bob = AccountSummary("bob", 4, 4, 300 - 300 + 50)
+    assert await subject.index.summaries(None, 2) == [AccountSummary("B", 1, 1, 10), alice]
+    assert await subject.index.summaries("alice", 2) == [AccountSummary("alicf", 1, 1, 10), bob]
+    assert [s.user_id for s in await subject.index.summaries("bob", 10)] == ["user:42", "ü🙂", "포인트"]
+    assert await subject.index.summaries("포인트", 10) == []
+
+
 # -- both adapters answer alike -------------------------------------------------------------------------------------
 
 USERS = ["a", "b", "B", "ü🙂", "포인트", "user:42"]
@@ -457,6 +498,7 @@ async def same_answers(
                 lambda a, u=user: memory.history(u, size, a)
             )
             assert await index.version(user) == await memory.version(user)
+        assert await index.summaries(None, 100) == await memory.summaries(None, 100)
         found = await every_page(lambda a: index.search(where, size, a))
         expected = await every_page(lambda a: memory.search(where, size, a))
         assert [e for _, e in found] == [e for _, e in expected]

@@ -4,8 +4,10 @@ Layout (``alias`` is ``points-history`` unless configured)::
 
     <alias>-template     composable index template for <alias>-*: settings and the strict mapping (templates.py)
     <alias>-v1           the first index, made by :meth:`OpenSearchHistoryIndex.ensure`
-    <alias>-v<UTC time>  an index made by a rebuild (:meth:`new_index`), which :meth:`swap_alias` puts behind the alias
-    <alias>              the alias: every read and write goes through it
+    <alias>-v<UTC time>  an index made by a rebuild (:meth:`rebuild_target`, :meth:`new_index`), which
+                         :meth:`publish` (:meth:`swap_alias`) puts behind the alias
+    <alias>              the alias: every read and write goes through it (a rebuild's target reads and writes its own
+                         index)
 
 Order and cursors, the in-memory adapter's to the microsecond:
 
@@ -48,9 +50,11 @@ from app.adapters.periods import bucket_bounds, bucket_start
 from app.domain.events import Allocation
 from app.ports.errors import ReadModelUnavailableError
 from app.ports.read_models import (
+    AccountSummary,
     EntryFilter,
     EntryKind,
     HistoryEntry,
+    HistoryIndex,
     HistoryPage,
     Interval,
     Stats,
@@ -182,17 +186,29 @@ def _filters(where: EntryFilter) -> list[dict[str, Any]]:
 
 
 def _sum(agg: dict[str, Any]) -> int:
-    """A sum aggregation's value (a double: exact for totals below 2**53 points)."""
+    """A sum or max aggregation's value (a double: exact for totals below 2**53 points)."""
     return round(float(agg["value"]))
 
 
 class OpenSearchHistoryIndex:
     """The :class:`app.ports.read_models.HistoryIndex` port on OpenSearch; see the module's docstring."""
 
-    def __init__(self, client: OpenSearch, alias: str = ALIAS, threads: int = THREADS) -> None:
+    def __init__(
+        self,
+        client: OpenSearch,
+        alias: str = ALIAS,
+        threads: int = THREADS,
+        *,
+        target: str | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        """``target``: an index that this one reads and writes directly instead of the alias (a rebuild's, made by
+        :meth:`rebuild_target`, which shares its client and ``executor`` and leaves them to the owner to close)."""
         self.alias = alias
+        self._target = target or alias
         self._client = client
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="opensearch")
+        self._owner = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=threads, thread_name_prefix="opensearch")
         self._refreshing: asyncio.Future[None] | None = None
         self._refreshed_at = 0.0
 
@@ -209,8 +225,9 @@ class OpenSearchHistoryIndex:
         return cls(client, alias)
 
     async def close(self) -> None:
-        await self._call(self._client.close)
-        self._executor.shutdown(wait=False)
+        if self._owner:
+            await self._call(self._client.close)
+            self._executor.shutdown(wait=False)
 
     async def _call(self, request: Callable[..., T], /, **kwargs: Any) -> T:
         """``request(**kwargs)`` on the pool; the server down, timing out, shedding load or failing is
@@ -282,6 +299,23 @@ class OpenSearchHistoryIndex:
                 await self._call(self._client.indices.delete, index=name)
         return old
 
+    async def rebuild_target(self) -> OpenSearchHistoryIndex:
+        """A new, empty versioned index (:meth:`new_index`), to be filled through the index returned, which writes
+        and reads it directly; :meth:`publish` puts it behind the alias."""
+        name = await self.new_index()
+        return OpenSearchHistoryIndex(self._client, self.alias, target=name, executor=self._executor)
+
+    async def publish(self, rebuilt: HistoryIndex) -> None:
+        """``rebuilt`` (from :meth:`rebuild_target`) behind the alias, the index it replaces deleted
+        (:meth:`swap_alias`)."""
+        if (
+            not isinstance(rebuilt, OpenSearchHistoryIndex)
+            or rebuilt.alias != self.alias
+            or rebuilt._target == self.alias
+        ):
+            raise ValueError("only an index from this index's rebuild_target can be published")
+        await self.swap_alias(rebuilt._target)
+
     async def drop(self) -> None:
         """Delete every index of this alias and its template (tests, and a rebuild from nothing)."""
         await self._call(self._client.indices.delete, index=f"{self.alias}-*", expand_wildcards="all")
@@ -290,7 +324,7 @@ class OpenSearchHistoryIndex:
 
     async def refresh(self) -> None:
         """Make every write so far searchable. For tests: the projector never refreshes."""
-        await self._call(self._client.indices.refresh, index=self.alias)
+        await self._call(self._client.indices.refresh, index=self._target)
 
     # -- writes ---------------------------------------------------------------------------------------------------
 
@@ -318,8 +352,8 @@ class OpenSearchHistoryIndex:
             lines += b"\n"
         return self._client.bulk(
             body=bytes(lines),
-            index=into or self.alias,
-            require_alias=into is None,  # never let a write make an index named like the alias
+            index=into or self._target,
+            require_alias=(into or self._target) == self.alias,  # a write never makes an index named like the alias
             filter_path="errors,items.*.error",
         )
 
@@ -327,7 +361,7 @@ class OpenSearchHistoryIndex:
 
     async def _search(self, body: dict[str, Any], filter_path: str = _HITS) -> dict[str, Any]:
         try:
-            return await self._call(self._client.search, index=self.alias, body=body, filter_path=filter_path)
+            return await self._call(self._client.search, index=self._target, body=body, filter_path=filter_path)
         except NotFoundError as error:
             raise ReadModelUnavailableError("the history index (OpenSearch)", "no index behind the alias") from error
 
@@ -411,6 +445,29 @@ class OpenSearchHistoryIndex:
                         sums[field] = _sum(by_kind["amount"])
             buckets.append(StatsBucket(lo, hi, outstanding=outstanding, **sums))
         return Stats(buckets)
+
+    async def summaries(self, after: str | None, limit: int) -> list[AccountSummary]:
+        """A composite aggregation by user id (in the order of their UTF-8 bytes, which is Python's order of str),
+        paged by its ``after`` key: per account the count of its documents, their highest version and sum of deltas.
+        """
+        composite: dict[str, Any] = {"size": limit, "sources": [{"user_id": {"terms": {"field": "user_id"}}}]}
+        if after is not None:
+            composite["after"] = {"user_id": after}
+        body = {
+            "size": 0,
+            "track_total_hits": False,
+            "aggs": {
+                "accounts": {
+                    "composite": composite,
+                    "aggs": {"version": {"max": {"field": "version"}}, "delta": {"sum": {"field": "delta"}}},
+                }
+            },
+        }
+        answer = await self._search(body, filter_path="aggregations.accounts.buckets")
+        return [
+            AccountSummary(b["key"]["user_id"], b["doc_count"], _sum(b["version"]), _sum(b["delta"]))
+            for b in answer.get("aggregations", {}).get("accounts", {}).get("buckets", [])
+        ]
 
     # -- versions (read-your-writes) ------------------------------------------------------------------------------
 
