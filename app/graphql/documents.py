@@ -13,6 +13,7 @@ if any, so that a refused query is refused again without the work."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
@@ -39,8 +41,13 @@ from strawberry.types import ExecutionContext
 MAX_DEPTH = 10
 """No type of the ledger refers back to itself, so no query gets near this; it guards later additions.
 (Introspection fields are not counted, so GraphiQL's schema query passes.)"""
-MAX_TOKENS = 2_000
+MAX_TOKENS = 1_000
+"""GraphiQL's introspection query has some 180 tokens, the longest operation of the e2e client some 110."""
 MAX_ALIASES = 15
+MAX_FIELDS = 500
+"""Field selections per document, with its fragments expanded (GraphiQL's introspection query: about 190). Beyond
+it a document is refused before the costly validation rules run: graphql-core's OverlappingFieldsCanBeMerged is
+quadratic in the fields that share a name."""
 CACHED_DOCUMENTS = 256
 """Distinct query texts kept; least recently used go first."""
 CACHED_TEXT = 20_000
@@ -49,77 +56,93 @@ short operations are what clients send again and again."""
 
 
 class _Measure:
-    """The depth and the alias count of a document's operations, each fragment measured once.
+    """The depth, aliases and fields of a document's operations, each fragment measured once.
 
     Strawberry's QueryDepthLimiter and MaxAliasesLimiter walk a fragment again at every spread, so a fragment that
     spreads the next one twice doubled their work with each fragment: 20 fragments (758 bytes) held the event loop
-    for 5.6 s. Here every selection set is walked once and a fragment's depth and aliases are kept by its name, so
-    the work is linear in the document. The counts are those of the expanded document (a fragment spread twice
-    counts twice), so such a document is refused for its aliases or depth rather than run. A fragment that spreads
-    itself counts as empty here; NoFragmentCycles refuses it."""
+    for 5.6 s. Here every selection set is walked once and a fragment's measures are kept by its name, so the work
+    is linear in the document. The counts are those of the expanded document (a fragment spread twice counts
+    twice), so such a document is refused for its size rather than run. A fragment that spreads itself counts as
+    empty here; NoFragmentCycles refuses it."""
 
     def __init__(self, document: DocumentNode) -> None:
         self._fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        self._measured: dict[str, tuple[int, int]] = {}
+        self._measured: dict[str, tuple[int, int, int]] = {}
         self._open: set[str] = set()
 
-    def selections(self, selection_set: SelectionSetNode | None) -> tuple[int, int]:
-        """(depth, aliases) of a selection set: a field with a selection set is one deeper than its deepest child;
-        introspection fields (``__schema``, ``__type``) do not count towards depth, as in Strawberry's limiter."""
-        depth = aliases = 0
+    def selections(self, selection_set: SelectionSetNode | None) -> tuple[int, int, int]:
+        """(depth, aliases, fields) of a selection set: a field with a selection set is one deeper than its deepest
+        child; introspection fields (``__schema``, ``__type``) do not count towards depth, as in Strawberry's
+        limiter, but count as fields."""
+        depth = aliases = fields = 0
         for selection in selection_set.selections if selection_set else ():
             if isinstance(selection, FieldNode):
-                inner_depth, inner_aliases = self.selections(selection.selection_set)
+                inner_depth, inner_aliases, inner_fields = self.selections(selection.selection_set)
                 aliases += inner_aliases + (1 if selection.alias else 0)
+                fields += inner_fields + 1
                 if selection.selection_set is not None and not selection.name.value.startswith("__"):
                     depth = max(depth, 1 + inner_depth)
-            elif isinstance(selection, InlineFragmentNode):
-                inner_depth, inner_aliases = self.selections(selection.selection_set)
-                depth, aliases = max(depth, inner_depth), aliases + inner_aliases
+                continue
+            if isinstance(selection, InlineFragmentNode):
+                inner_depth, inner_aliases, inner_fields = self.selections(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode):
-                inner_depth, inner_aliases = self.fragment(selection.name.value)
-                depth, aliases = max(depth, inner_depth), aliases + inner_aliases
-        return depth, aliases
+                inner_depth, inner_aliases, inner_fields = self.fragment(selection.name.value)
+            else:  # pragma: no cover - graphql-core has no other selection
+                continue
+            depth, aliases, fields = max(depth, inner_depth), aliases + inner_aliases, fields + inner_fields
+        return depth, aliases, fields
 
-    def fragment(self, name: str) -> tuple[int, int]:
+    def fragment(self, name: str) -> tuple[int, int, int]:
         measured = self._measured.get(name)
         if measured is not None:
             return measured
         definition = self._fragments.get(name)
         if definition is None or name in self._open:
-            return 0, 0  # unknown or cyclic: other rules refuse it
+            return 0, 0, 0  # unknown or cyclic: other rules refuse it
         self._open.add(name)
         measured = self._measured[name] = self.selections(definition.selection_set)
         self._open.discard(name)
         return measured
 
 
+def _counted(number: int) -> str:
+    return f"{number}" if number < 1_000_000 else "over a million"
+
+
+def limit_errors(document: DocumentNode) -> list[GraphQLError]:
+    """The depth limit per operation, and the alias and field limits over the document, in time linear in it."""
+    measure = _Measure(document)
+    errors = []
+    aliases = fields = 0
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        try:
+            depth, found_aliases, found_fields = measure.selections(definition.selection_set)
+        except RecursionError:  # nesting that no limit would let through anyway
+            depth, found_aliases, found_fields = MAX_DEPTH + 1, 0, 0
+        aliases, fields = aliases + found_aliases, fields + found_fields
+        if depth > MAX_DEPTH:
+            name = definition.name.value if definition.name else "anonymous"
+            errors.append(GraphQLError(f"'{name}' exceeds maximum operation depth of {MAX_DEPTH}", [definition]))
+    if aliases > MAX_ALIASES:
+        errors.append(GraphQLError(f"{_counted(aliases)} aliases found. Allowed: {MAX_ALIASES}"))
+    if fields > MAX_FIELDS:
+        errors.append(GraphQLError(f"{_counted(fields)} fields found, fragments expanded. Allowed: {MAX_FIELDS}"))
+    return errors
+
+
 class OperationLimits(ValidationRule):
-    """The depth limit per operation and the alias limit over the document, in time linear in the document."""
+    """:func:`limit_errors` as a validation rule."""
 
     def __init__(self, context: ValidationContext) -> None:
         super().__init__(context)
-        measure = _Measure(context.document)
-        aliases = 0
-        for definition in context.document.definitions:
-            if not isinstance(definition, OperationDefinitionNode):
-                continue
-            try:
-                depth, found = measure.selections(definition.selection_set)
-            except RecursionError:  # nesting that no limit would let through anyway
-                depth, found = MAX_DEPTH + 1, 0
-            aliases += found
-            if depth > MAX_DEPTH:
-                name = definition.name.value if definition.name else "anonymous"
-                context.report_error(
-                    GraphQLError(f"'{name}' exceeds maximum operation depth of {MAX_DEPTH}", [definition])
-                )
-        if aliases > MAX_ALIASES:
-            counted = f"{aliases}" if aliases < 1_000_000 else "over a million"
-            context.report_error(GraphQLError(f"{counted} aliases found. Allowed: {MAX_ALIASES}"))
+        for error in limit_errors(context.document):
+            context.report_error(error)
 
 
-LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (OperationLimits,)
+Rules = tuple[type[ASTValidationRule], ...]
+LIMIT_RULES: Rules = (OperationLimits,)
 """The depth and alias limits as one validation rule, built once so that validations can be reused."""
 
 
@@ -163,14 +186,37 @@ class _Documents:
 
 documents = _Documents(CACHED_DOCUMENTS)
 
-INLINE_TEXT = 1_000
-"""Texts up to this many characters are validated on the event loop (well under a millisecond for what clients
-send); longer ones on the validation thread, since graphql-core needs up to about 150 ms for a text at the token
-limit (OverlappingFieldsCanBeMerged is quadratic in same-named fields) and the loop must go on answering meanwhile."""
+SWITCH_INTERVAL = 0.0005
+"""While a validation runs aside, the interpreter hands the GIL over this often (default 5 ms), so that the event
+loop, which takes the GIL back a dozen times for each request it answers, waits for it far less."""
 
-_validator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphql-validation")
-"""One thread: however many long texts arrive at once, one of them at a time competes with the loop for the GIL,
-which the interpreter hands back every few milliseconds (sys.getswitchinterval)."""
+
+class _Aside:
+    """Validation off the event loop: graphql-core takes 5-10 ms for an ordinary operation on a busy core and over
+    100 ms for some documents within the limits (OverlappingFieldsCanBeMerged is quadratic in same-named fields),
+    and the loop must go on answering meanwhile. One thread: however many new texts arrive at once, one of them at a
+    time competes with the loop for the GIL. Texts seen before are not validated again (the LRU above)."""
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphql-validation")
+        self._running = 0
+        self._interval = sys.getswitchinterval()
+
+    async def validate(self, schema: GraphQLSchema, document: DocumentNode, rules: Rules) -> list[GraphQLError]:
+        if self._running == 0:
+            self._interval = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        self._running += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, validate_document, schema, document, rules)
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                sys.setswitchinterval(self._interval)
+
+
+_aside = _Aside()
 
 
 AMBIGUOUS = "Must provide operation name if query contains multiple operations."
@@ -180,7 +226,7 @@ def _operations(document: DocumentNode) -> int:
     return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
 
 
-def _rules(context: ExecutionContext) -> tuple[type[ASTValidationRule], ...]:
+def _rules(context: ExecutionContext) -> Rules:
     """What the request is validated with: Strawberry's rules, the limits, and no introspection when it is off."""
     rules = context.validation_rules + LIMIT_RULES
     if not getattr(context.context, "introspection", True):
@@ -225,12 +271,8 @@ class PreparedDocuments(SchemaExtension):
             yield
             return
         if document is not None and context.pre_execution_errors is None:
-            schema = context.schema._schema
-            if len(context.query or "") <= INLINE_TEXT:
-                errors = validate_document(schema, document, rules)
-            else:
-                loop = asyncio.get_running_loop()
-                errors = await loop.run_in_executor(_validator, validate_document, schema, document, rules)
+            # the limits first, at a cost linear in the text: a document over them is not validated further
+            errors = limit_errors(document) or await _aside.validate(context.schema._schema, document, rules)
             context.pre_execution_errors = errors
             if entry is not None:
                 entry.rules, entry.errors = rules, list(errors)

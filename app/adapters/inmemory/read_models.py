@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from app.adapters.cursors import decode_cursor, encode_cursor
@@ -234,25 +233,30 @@ class InMemoryHistoryIndex:
         )
 
     async def stats(self, start: datetime, end: datetime, interval: Interval) -> Stats:
-        buckets = [StatsBucket(lo, hi) for lo, hi in bucket_bounds(start, end, interval)]
+        """One pass over the entries in time order for all the buckets (a bucket at a time over every entry held
+        the event loop for a second with a few thousand entries and 400 buckets)."""
         entries = sorted(self._all(), key=lambda e: e.occurred_at)
         result: list[StatsBucket] = []
-        for bucket in buckets:
-            inside = [e for e in entries if bucket.start <= e.occurred_at < bucket.end]
-
-            def total(kind: EntryKind, inside: list[HistoryEntry] = inside) -> int:
-                return sum(e.amount for e in inside if e.kind is kind)
-
+        outstanding, at = 0, 0
+        for lo, hi in bucket_bounds(start, end, interval):
+            totals = dict.fromkeys(EntryKind, 0)
+            while at < len(entries) and entries[at].occurred_at < hi:
+                entry = entries[at]
+                outstanding += entry.delta
+                if entry.occurred_at >= lo:
+                    totals[entry.kind] += entry.amount
+                at += 1
             result.append(
-                replace(
-                    bucket,
-                    granted=total(EntryKind.GRANTED),
-                    used=total(EntryKind.USED),
-                    use_cancelled=total(EntryKind.USE_CANCELLED),
-                    grant_cancelled=total(EntryKind.GRANT_CANCELLED),
-                    expired=total(EntryKind.EXPIRED),
-                    clawed_back=total(EntryKind.CLAWED_BACK),
-                    outstanding=sum(e.delta for e in entries if e.occurred_at < bucket.end),
+                StatsBucket(
+                    lo,
+                    hi,
+                    granted=totals[EntryKind.GRANTED],
+                    used=totals[EntryKind.USED],
+                    use_cancelled=totals[EntryKind.USE_CANCELLED],
+                    grant_cancelled=totals[EntryKind.GRANT_CANCELLED],
+                    expired=totals[EntryKind.EXPIRED],
+                    clawed_back=totals[EntryKind.CLAWED_BACK],
+                    outstanding=outstanding,
                 )
             )
         return Stats(result)
