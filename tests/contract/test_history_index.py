@@ -576,6 +576,25 @@ async def test_a_server_that_is_not_there_is_unavailable_within_the_timeout() ->
         await index.close()
 
 
+async def test_a_server_that_never_answers_is_unavailable_after_the_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # reads the request and never answers
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    index = OpenSearchHistoryIndex.open(f"http://127.0.0.1:{port}", alias="ptest-silent", timeout=0.5)
+    try:
+        began = time.monotonic()
+        with pytest.raises(ReadModelUnavailableError):
+            await index.search(EntryFilter(user_id="alice"), 5, None)
+        with pytest.raises(ReadModelUnavailableError):
+            await index.index(SHOP)
+        assert time.monotonic() - began < 3
+    finally:
+        await index.close()
+        server.close()
+
+
 async def test_a_write_without_the_alias_is_refused_and_makes_no_index(opensearch: OpenSearchHistoryIndex) -> None:
     lost = OpenSearchHistoryIndex.open(OPENSEARCH_URL, alias=f"{opensearch.alias}-missing")
     try:
