@@ -34,7 +34,7 @@ def _quiet(_: int) -> None:
     pass
 
 
-class RebuildableIndex(Protocol):
+class RebuildableIndex(HistoryIndex, Protocol):
     """A history index that can be rebuilt behind the name it is read by."""
 
     async def rebuild_target(self) -> HistoryIndex:
@@ -107,18 +107,28 @@ async def replay(
     return accounts
 
 
-async def rebuild_history(store: EventStore, index: RebuildableIndex, progress: Progress = _quiet) -> int:
-    """A new history index from the store, published when complete. Returns how many entries it holds."""
+async def rebuild_history(
+    store: EventStore, index: RebuildableIndex, progress: Progress = _quiet, batch: int = 5_000
+) -> int:
+    """A new history index from the store, published when complete; then the events stored meanwhile, which the
+    live projection may have written to the index it replaced, go into the published one (indexing twice changes
+    nothing). Returns how many entries were written."""
     target = await index.rebuild_target()
-    count = 0
+    count = position = 0
 
-    async def write(entries: list[HistoryEntry]) -> None:
-        nonlocal count
-        await target.index(entries)
-        count += len(entries)
+    async def copy(into: HistoryIndex) -> None:
+        nonlocal count, position
+        while rows := await store.read_all(position, batch):
+            entries = [entry for _, recorded in rows if (entry := history_entry(recorded)) is not None]
+            if entries:
+                await into.index(entries)
+            count += len(entries)
+            position = rows[-1][0]
+            progress(len(rows))
 
-    await replay(store, 0, write, progress)
+    await copy(target)
     await index.publish(target)
+    await copy(index)
     return count
 
 
