@@ -115,6 +115,10 @@ async def ledger_state(api: Api) -> tuple[Any, ...]:
         lambda: api.history("u1", first=1),
         lambda h: bool(h["edges"]) and h["edges"][0]["node"]["version"] == account["version"],
     )
+    await eventually(  # the search index may follow the balance view by a moment (the stack)
+        lambda: api.ok("searchEntries", ADMIN, filter={"userId": "u1"}, first=100),
+        lambda page: max((e["node"]["version"] for e in page["edges"]), default=0) == account["version"],
+    )
     entries = await api.ok("searchEntries", ADMIN, first=100)
     return account, [edge["node"]["id"] for edge in entries["edges"]]
 
