@@ -39,6 +39,7 @@ from sqlalchemy.dialects.mysql import pymysql as mysql_pymysql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from tenacity import AsyncRetrying, retry_if_exception, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from app.adapters.sql.metrics import BATCH_APPENDS, COMMIT_SECONDS
 from app.adapters.sql.rows import CommitRows, commit_rows
 from app.adapters.sql.statements import Statement, Statements
 from app.adapters.sql.tables import AGGREGATE_TYPE
@@ -292,9 +293,12 @@ class MySqlEventStore:
                 if not await cursor.fetchall():
                     raise ConcurrencyError(f"{rows.user_id} is not at version {rows.expected_version}")
             try:
-                await cursor.execute(append_transaction(cursor, self._sql, rows))
-                while await cursor.nextset():  # each statement's result, the first refusal raised
-                    pass
+                transaction = append_transaction(cursor, self._sql, rows)
+                with COMMIT_SECONDS.time():
+                    await cursor.execute(transaction)
+                    while await cursor.nextset():  # each statement's result, the first refusal raised
+                        pass
+                BATCH_APPENDS.observe(1)
             except BaseException as error:
                 if not _is_lost(error):
                     await driver.rollback()  # the connection goes back to the pool with no transaction open
