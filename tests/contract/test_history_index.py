@@ -34,7 +34,6 @@ from app.ports.read_models import (
     EntryFilter,
     EntryKind,
     HistoryEntry,
-    HistoryIndex,
     HistoryPage,
     Interval,
 )
@@ -72,7 +71,7 @@ async def opensearch_index() -> AsyncIterator[OpenSearchHistoryIndex]:
         await index.close()
 
 
-class Index(HistoryIndex, RebuildableIndex, Protocol):
+class Index(RebuildableIndex, Protocol):
     """The history index port and the rebuild's, as every adapter implements them."""
 
 
