@@ -81,6 +81,10 @@ class LedgerExecutionContext(StrawberryGraphQLCoreExecutionContext):
             _alive(executor).track_async_work(values)
 
         self.async_helpers = GraphQLResolveInfoHelpers(gather=gather, track=track)
+        manager = self.middleware_manager
+        self._plain = manager is None or not manager.middlewares
+        """No field middleware: Strawberry's schema passes a manager on every request, empty unless an extension
+        resolves fields itself (then every field goes graphql-core's way, through it)."""
 
     def execute_field(
         self,
@@ -95,7 +99,7 @@ class LedgerExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if name == _TYPENAME:
             return parent_type.name
         field = parent_type.fields.get(name)
-        if field is not None and not node.arguments and self.middleware_manager is None:
+        if field is not None and not node.arguments and self._plain:
             _, leaf, non_null = _leaf(field)
             if leaf is not None:
                 value = field.resolve(source, None)  # Strawberry's default resolver: the attribute

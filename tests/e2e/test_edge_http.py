@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, queries
 
-from tests.e2e.client import ADMIN, SDL, SECRET, SERVICE, key, token
-from tests.e2e.test_processes import free_port
+from tests.e2e.client import ADMIN, SDL, SERVICE, key, token
+from tests.e2e.test_processes import free_port, uvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ_DOCUMENTS = int(os.environ.get("POINTS_FUZZ_DOCUMENTS", "2000"))
@@ -58,41 +58,12 @@ class Health:
 
 @contextmanager
 def served(tmp_path: Path, **env: str) -> Iterator[httpx.Client]:
-    """``python -m app serve`` on a fresh SQLite file, until the block ends (SIGTERM, then it must stop)."""
+    """``python -m app serve`` on a fresh SQLite file, until the block ends; nothing it logged is a traceback."""
     port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("POINTS_")}
-    environment.update(
-        POINTS_PROFILE="embedded",
-        POINTS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'points.db'}",
-        POINTS_JWT_SECRET=SECRET,
-        **env,
-    )
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-                deadline = time.monotonic() + 30
-                while True:
-                    assert process.poll() is None, log_path.read_text()
-                    try:
-                        if http.get("/health").json() == {"status": "ok"}:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    assert time.monotonic() < deadline, "the server did not start"
-                    time.sleep(0.1)
-                yield http
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
+    with uvicorn(tmp_path, [sys.executable, "-m", "app", "serve", "--port", str(port)], port, **env) as http:
+        yield http
+    log = (tmp_path / f"server-{port}.log").read_text()
+    assert "Traceback" not in log, log
 
 
 @pytest.fixture(scope="module")

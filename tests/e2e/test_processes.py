@@ -53,13 +53,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn(tmp_path: Path, command: list[str], port: int) -> Iterator[httpx.Client]:
-    """Starts the service in its own process and waits until it answers; stops it gracefully afterwards."""
+def uvicorn(tmp_path: Path, command: list[str], port: int, **env: str) -> Iterator[httpx.Client]:
+    """Starts the service in its own process (with ``env`` added to its environment) and waits until it answers;
+    stops it gracefully afterwards. Its output is in ``server-<port>.log``."""
     log = (tmp_path / f"server-{port}.log").open("w")
-    process = subprocess.Popen(command, cwd=ROOT, env=environment(tmp_path), stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=environment(tmp_path, **env), stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=10) as http:
+        with httpx.Client(base_url=base, timeout=30) as http:
             deadline = time.monotonic() + 30
             while True:
                 assert process.poll() is None, (tmp_path / f"server-{port}.log").read_text()

@@ -127,3 +127,20 @@ def test_an_execution_leaves_nothing_for_the_cyclic_garbage_collector() -> None:
         gc.enable()
     assert theirs > 0  # graphql-core's executor is held in a cycle by its own helpers
     assert ours == 0
+
+
+async def test_plain_fields_take_the_shorter_way_in_strawberrys_pipeline_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strawberry's schema hands graphql-core a middleware manager on every request, empty unless an extension
+    resolves fields itself; an empty one must not send every field the long way."""
+    ledger_like = strawberry.Schema(query=Query, execution_context_class=LedgerExecutionContext)
+    long_way: list[str] = []
+    original = StrawberryGraphQLCoreExecutionContext.execute_field
+
+    def counted(self: Any, parent_type: Any, source: Any, field_details_list: Any, *args: Any) -> Any:
+        long_way.append(field_details_list[0].node.name.value)
+        return original(self, parent_type, source, field_details_list, *args)
+
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_field", counted)
+    result = await ledger_like.execute("{ thing { __typename number label colour } }")
+    assert result.errors is None
+    assert long_way == ["thing"], "only the field with a resolver of its own"
