@@ -136,11 +136,12 @@ class TopicReader:
             await self._consumer.stop()
 
     async def read(self, count: int, seconds: float = 60.0) -> list[Message]:
-        """Until at least ``count`` messages of the ledger arrived (fails after ``seconds``)."""
+        """Until messages of ``count`` different events of the ledger arrived (a redelivery counts once), and
+        whatever came with them; fails after ``seconds``."""
         assert self._consumer is not None
         deadline = time.monotonic() + seconds
-        while len(self.messages) < count:
-            assert time.monotonic() < deadline, f"{len(self.messages)} of {count} messages after {seconds}s"
+        while len({m.headers.get("id") for m in self.messages}) < count:
+            assert time.monotonic() < deadline, f"{len(self.messages)} messages, not {count} events, after {seconds}s"
             batches = await self._consumer.getmany(timeout_ms=200)
             for tp, records in batches.items():
                 for record in records:
