@@ -21,6 +21,7 @@ from typing import Any
 import aiomysql
 import httpx
 import orjson
+import redis.asyncio as redis
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.engine import make_url
 
@@ -39,6 +40,17 @@ DLQ_TOPIC = os.environ.get("POINTS_KAFKA_DLQ_TOPIC", "points.events.dlq")
 
 TABLES = ("point_events", "point_event_outbox", "point_idempotency", "point_snapshots", "point_lot_expiries")
 _migrated = False
+
+
+async def redis_client() -> redis.Redis:
+    """A client of the stack's Redis; a missing server fails the test (``scripts/test.sh`` starts one)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as error:
+        await client.aclose()
+        raise AssertionError(f"Redis is not reachable at {REDIS_URL} ({error!r}); scripts/test.sh starts it") from None
+    return client
 
 
 async def mysql_connection() -> aiomysql.Connection:

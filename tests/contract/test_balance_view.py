@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,22 +27,12 @@ from app.domain.account import LotStatus
 from app.domain.events import Allocation
 from app.ports.errors import ReadModelUnavailableError
 from app.ports.read_models import AccountView, BalanceView, EntryKind, HistoryEntry, LotView, ProjectionGapError
+from tests.servers import REDIS_URL, redis_client
 
-REDIS_URL = os.environ.get("POINTS_REDIS_URL", "") or "redis://127.0.0.1:6379/0"
 KEEP = 5
 T0 = datetime(2026, 1, 1, 9, 30, 15, 123456, tzinfo=UTC)
 DAY = timedelta(days=1)
 SPECIAL_IDS = ["{alice}", "a:b:{c}", "}{", "{", "%7B", "a%b", "user:42", "포인트-사용자", "ü🙂{}", ""]
-
-
-async def redis_client() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as error:  # a missing server fails the test: scripts/test.sh starts one
-        await client.aclose()
-        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({error!r}); scripts/test.sh starts it")
-    return client
 
 
 async def delete_namespace(client: redis.Redis, prefix: str) -> None:

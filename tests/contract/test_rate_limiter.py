@@ -5,7 +5,6 @@ one (the stack's; ``scripts/test.sh`` starts Redis, and the Redis cases fail whe
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -16,8 +15,7 @@ from app.adapters.inmemory.rate_limiter import InMemoryRateLimiter
 from app.adapters.redis.rate_limiter import KEY_PREFIX, RedisRateLimiter
 from app.ports.errors import UnavailableError
 from app.ports.rate_limit import RateLimiter
-
-REDIS_URL = os.environ.get("POINTS_REDIS_URL", "") or "redis://127.0.0.1:6379/0"
+from tests.servers import REDIS_URL, redis_client
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -25,12 +23,7 @@ async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     if request.param == "memory":
         yield InMemoryRateLimiter()
         return
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as error:  # a missing server fails the test: scripts/test.sh starts one
-        await client.aclose()
-        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({error!r}); scripts/test.sh starts it")
+    client = await redis_client()
     try:
         yield RedisRateLimiter(client)
     finally:

@@ -5,6 +5,7 @@ them with the same script."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -204,22 +205,29 @@ async def check_every_acknowledged_event_arrived(load: Load, reader: TopicReader
     return messages
 
 
+@contextlib.asynccontextmanager
+async def under_load(ledger: str, tmp_path: Path) -> AsyncIterator[Load]:
+    """One API process of the ledger and a :class:`Load` on it for as long as the block runs."""
+    async with api_processes(1, ledger, tmp_path) as (http,):
+        load = Load(http, ledger)
+        task = asyncio.create_task(load.run())
+        try:
+            yield load
+        finally:
+            load.stopping.set()
+            await task
+
+
 async def test_connect_killed_while_commands_keep_coming_loses_no_event(
     ledger: tuple[str, TopicReader], tmp_path: Path
 ) -> None:
     name, reader = ledger
-    async with api_processes(1, name, tmp_path) as (http,):
-        load = Load(http, name)
-        task = asyncio.create_task(load.run())
-        try:
-            await for_a_while(load, 2)
-            stack("kill", "connect")
-            await for_a_while(load, 3)
-            stack("start", "connect")
-            await for_a_while(load, 2)
-        finally:
-            load.stopping.set()
-            await task
+    async with under_load(name, tmp_path) as load:
+        await for_a_while(load, 2)
+        stack("kill", "connect")
+        await for_a_while(load, 3)
+        stack("start", "connect")
+        await for_a_while(load, 2)
     assert load.acknowledged and not load.failures and not load.refusals, (load.failures, load.refusals)
     await check_every_acknowledged_event_arrived(load, reader)
 
@@ -228,20 +236,16 @@ async def test_kafka_stopped_commands_still_commit_and_arrive_once_it_is_back(
     ledger: tuple[str, TopicReader], tmp_path: Path
 ) -> None:
     name, reader = ledger
-    async with api_processes(1, name, tmp_path) as (http,):
-        load = Load(http, name)
-        task = asyncio.create_task(load.run())
-        try:
+    try:
+        async with under_load(name, tmp_path) as load:
             await for_a_while(load, 1)
             stack("stop", "kafka")
             before = len(load.acknowledged)
             await for_a_while(load, 3)
             assert len(load.acknowledged) > before, "commands commit while Kafka is down"
-        finally:
-            load.stopping.set()
-            await task
-            stack("start", "kafka")
-            stack("start", "connect")  # restarts the connector's task if it failed meanwhile
+    finally:
+        stack("start", "kafka")
+        stack("start", "connect")  # restarts the connector's task if it failed meanwhile
     assert not load.failures and not load.refusals, (load.failures, load.refusals)
     await check_every_acknowledged_event_arrived(load, reader)
 
@@ -250,19 +254,13 @@ async def test_mariadb_stopped_under_load_gives_typed_errors_and_loses_no_acknow
     ledger: tuple[str, TopicReader], tmp_path: Path
 ) -> None:
     name, reader = ledger
-    async with api_processes(1, name, tmp_path) as (http,):
-        load = Load(http, name)
-        task = asyncio.create_task(load.run())
-        try:
-            await for_a_while(load, 1)
-            stack("stop", "mariadb")
-            await asyncio.sleep(3)
-            stack("start", "mariadb")
-            stack("start", "connect")
-            await for_a_while(load, 3)
-        finally:
-            load.stopping.set()
-            await task
+    async with under_load(name, tmp_path) as load:
+        await for_a_while(load, 1)
+        stack("stop", "mariadb")
+        await asyncio.sleep(3)
+        stack("start", "mariadb")
+        stack("start", "connect")
+        await for_a_while(load, 3)
     assert not load.failures, load.failures[:3]
     assert load.refusals and set(load.refusals) == {"ServiceUnavailableError"}, set(load.refusals)
     await check_every_acknowledged_event_arrived(load, reader)
