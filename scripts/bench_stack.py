@@ -61,6 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_embedded import (
     ROOT,
+    STALLS,
+    Buckets,
     Figures,
     command_rows,
     drive,
@@ -70,6 +72,8 @@ from bench_embedded import (
     numbered,
     own_cpu_seconds,
     serving,
+    stall_buckets,
+    stall_lines,
     thread_cpu_seconds,
 )
 
@@ -246,15 +250,31 @@ def api_process(env: dict[str, str], log: Path) -> Iterator[tuple[int, int]]:
         yield port, process.pid
 
 
-def http_run(
-    label: str, ports: list[int], pids: list[int], token: str, args: argparse.Namespace, rate: float | None = None
-) -> Figures:
-    cpu = CpuShares(pids)
-    figures = asyncio.run(drive("lean", ports, token, args, rate))
+def http_run(label: str, ports: list[int], pids: list[int], token: str, args: argparse.Namespace) -> Figures:
+    cpu, commits = CpuShares(pids), commit_buckets(ports)
+    figures = asyncio.run(drive("lean", ports, token, args, None))
     print(figures.line(label))
     print("  outcomes:", ", ".join(f"{name} {count:,}" for name, count in figures.outcomes.most_common()))
     print(cpu.line())
+    print(commit_line(ports, commits))
     return figures
+
+
+def commit_buckets(ports: list[int]) -> Buckets:
+    """The API processes' histograms of their transactions' times (``/metrics``), summed."""
+    summed: Buckets = {name: {} for name in STALLS}
+    for port in ports:
+        for name, counts in stall_buckets(port).items():
+            for bound, count in counts.items():
+                summed[name][bound] = summed[name].get(bound, 0.0) + count
+    return summed
+
+
+def commit_line(ports: list[int], before: Buckets) -> str:
+    """How many MariaDB transactions the run made and how many were slow: every command in one waits for its
+    fsyncs (redo log and binlog), so latencies with slow commits beside them are the disk's doing."""
+    lines, _ = stall_lines(before, commit_buckets(ports))
+    return lines[0]  # the stack has no WAL checkpoints
 
 
 # -- 3. commit to Kafka ----------------------------------------------------------------------------------------
@@ -487,7 +507,7 @@ def main() -> None:
             if not args.skip_lag:
                 ports, pids = ports[: args.lag_processes], pids[: args.lag_processes]
                 for offered in rates:
-                    cpu = CpuShares(pids)
+                    cpu, commits = CpuShares(pids), commit_buckets(ports)
                     try:
                         lag = asyncio.run(lag_run(env, ledger, ports, token, args, offered))
                     except (LookupError, KafkaError) as error:
@@ -495,6 +515,7 @@ def main() -> None:
                         continue
                     print(*lag_lines(lag, len(ports)), sep="\n")
                     print(cpu.line())
+                    print(commit_line(ports, commits))
                     lags.append(lag)
             print("stopping the API processes")
     summary(args, bare, http, lags, [] if args.skip_lag else rates)
