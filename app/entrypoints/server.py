@@ -164,7 +164,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [Route("/", home), Route("/health", health), Route("/graphql", graphql, methods=["GET", "POST"])]
+    routes = [Route("/graphql", graphql, methods=["GET", "POST"]), Route("/health", health), Route("/", home)]
     if settings.metrics:
         routes.append(Route("/metrics", metrics))
     middleware = [Middleware(BodyLimit, max_bytes=settings.max_body_bytes)]

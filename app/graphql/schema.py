@@ -478,6 +478,17 @@ class LedgerSchema(strawberry.Schema):
         super().process_errors([error for error in errors if _unexpected(error)], execution_context)
 
 
+class _MaskErrors(MaskErrors):
+    """Strawberry's MaskErrors, asking a result for its errors directly: its own check is an isinstance of a
+    runtime-checkable Protocol, which Python 3.11 answers by listing the protocol's members again (some 60 us, a
+    tenth of a command's time at the edge)."""
+
+    def _process_result(self, result: object) -> None:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]  # has errors, as checked
+
+
 class _NameConverter(NameConverter):
     """Strawberry's names, each worked out once: it converts every input field's name on every request."""
 
@@ -500,7 +511,7 @@ schema = LedgerSchema(
     extensions=[
         # factories, not instances: an extension keeps per-operation state, so each request gets its own
         PreparedDocuments,  # parsing and validation once per query text, with the depth, token and alias limits
-        lambda: MaskErrors(should_mask_error=_unexpected, error_message=MASKED),
+        lambda: _MaskErrors(should_mask_error=_unexpected, error_message=MASKED),
     ],
 )
 
