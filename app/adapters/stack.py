@@ -4,6 +4,7 @@ that feed the two read models from the events topic (run by ``python -m app proj
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 
 from dependency_injector import containers, providers
@@ -14,8 +15,11 @@ from app.adapters.opensearch.history_index import OpenSearchHistoryIndex
 from app.adapters.redis.balance_view import RedisBalanceView
 from app.application.projection import BalanceProjection, HistoryProjection
 from app.domain.events import RecordedEvent
+from app.ports.errors import UnavailableError
 from app.ports.event_store import EventStore
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class NoOutbox:
@@ -38,9 +42,14 @@ class NoDelivery:
 async def stack_resources(
     store: MySqlEventStore, view: RedisBalanceView, index: OpenSearchHistoryIndex
 ) -> AsyncIterator[None]:
-    """Makes the history index's template and alias when missing; closes every client at shutdown."""
+    """Makes the history index's template and alias when missing (when OpenSearch is down, the history projector
+    makes them before its first write instead: a process starts whatever is down); closes every client at
+    shutdown."""
     try:
-        await index.ensure()
+        try:
+            await index.ensure()
+        except UnavailableError as error:
+            log.warning("the history index could not be prepared at start (%s); the projector will", error)
         yield None
     finally:
         await store.close()
@@ -58,9 +67,17 @@ def balance_projector(settings: Settings, view: RedisBalanceView, store: EventSt
 
 
 def history_projector(settings: Settings, index: OpenSearchHistoryIndex) -> KafkaProjector:
-    return KafkaProjector(
-        topics(settings), f"{settings.aggregate_type}.history", HistoryProjection(index).project_many, "history"
-    )
+    projection = HistoryProjection(index)
+    ensured = False
+
+    async def apply(events: Sequence[RecordedEvent]) -> int:
+        nonlocal ensured
+        if not ensured:  # the template and the alias, once per process, before the first write
+            await index.ensure()
+            ensured = True
+        return await projection.project_many(events)
+
+    return KafkaProjector(topics(settings), f"{settings.aggregate_type}.history", apply, "history")
 
 
 def topics(settings: Settings) -> TopicSettings:

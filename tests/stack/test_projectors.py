@@ -175,6 +175,7 @@ async def test_opensearch_stopped_under_load_leaves_balances_and_recent_history_
     api = commands.api
     async with projector_processes(1, ledger, tmp_path):
         await commands.for_a_while(2)
+        await projecting(api, commands.users[0])
         stack("stop", "opensearch")
         try:
             await commands.for_a_while(2)
@@ -190,6 +191,14 @@ async def test_opensearch_stopped_under_load_leaves_balances_and_recent_history_
         await commands.for_a_while(2)
         commands.stopping.set()
         await reconciled(ledger, tmp_path, seconds=120)
+
+
+async def projecting(api: Api, user: str, seconds: float = 60.0) -> None:
+    """Until the projector has started and the balance view holds something of ``user``."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (await api.call("balance", ADMIN, userId=user))["version"] == 0:
+        assert asyncio.get_running_loop().time() < deadline, "the projector did not start"
+        await asyncio.sleep(0.1)
 
 
 async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_projector_goes_on(
