@@ -38,6 +38,8 @@ class Health:
         self.slowest = 0.0
         self.asked = 0
         self.failed = 0
+        self.stalled = 0.0
+        """The longest the watching process itself could not run: the machine's part of a slow answer."""
 
     def __enter__(self) -> Health:
         self._watch = subprocess.Popen(
@@ -53,7 +55,20 @@ class Health:
     def __exit__(self, *exc: object) -> None:
         out, _ = self._watch.communicate(timeout=30)
         seen = json.loads(out)
-        self.slowest, self.asked, self.failed = seen["slowest"], seen["asked"], seen["failed"]
+        self.slowest, self.asked, self.failed, self.stalled = (
+            seen["slowest"],
+            seen["asked"],
+            seen["failed"],
+            seen["stalled"],
+        )
+
+    def check(self) -> None:
+        """/health answered within 100 ms throughout, not counting the time the machine kept the watcher itself
+        from running (other processes on a shared runner)."""
+        assert self.asked > 10 and self.failed == 0
+        assert self.slowest - self.stalled < 0.1, (
+            f"/health took {self.slowest * 1000:.0f} ms; the watcher itself was held {self.stalled * 1000:.0f} ms"
+        )
 
 
 @contextmanager
@@ -167,12 +182,14 @@ def test_generated_queries_and_mutations_get_typed_answers_and_health_stays_quic
         invalid_documents()
         took = time.monotonic() - started
     slowest = sorted(ANSWERED, reverse=True)[:3]
-    print(f"\nfuzz: {len(ANSWERED)} valid documents answered in {took:.0f} s; /health slowest {health.slowest:.3f} s")
+    print(
+        f"\nfuzz: {len(ANSWERED)} valid documents answered in {took:.0f} s; /health slowest {health.slowest:.3f} s"
+        f" (the watcher held up to {health.stalled:.3f} s)"
+    )
     for seconds, document in slowest:
         print(f"  {seconds:.3f} s: {' '.join(document.split())[:300]}")
     assert len(ANSWERED) >= FUZZ_DOCUMENTS * 79 // 100
-    assert health.asked > 10 and health.failed == 0
-    assert health.slowest < 0.1, f"/health took {health.slowest * 1000:.0f} ms"
+    health.check()
 
 
 # ------------------------------------------------------------------------------------------- read-your-writes
@@ -241,7 +258,7 @@ def test_costly_documents_do_not_hold_the_event_loop(service: httpx.Client) -> N
                 assert response.status_code == 200
                 assert time.perf_counter() - started < 2.0
         time.sleep(0.1)
-    assert health.slowest < 0.1, f"/health took {health.slowest * 1000:.0f} ms"
+    health.check()
 
 
 # -------------------------------------------------------------------------------------------------- request head
