@@ -217,11 +217,10 @@ class BalanceProjection:
         for recorded in batch:
             by_user.setdefault(recorded.user_id, []).append(recorded)
         users = list(by_user)
-        touched = [list({g for r in by_user[u] for g in touched_lots(r.event)}) for u in users]
-        versions = await asyncio.gather(*(self._balances.version(u) for u in users))
-        held = await asyncio.gather(*(self._balances.lots(u, ids) for u, ids in zip(users, touched, strict=True)))
+        touched = [sorted({g for r in by_user[u] for g in touched_lots(r.event)}) for u in users]
+        held = await self._balances.read_many(list(zip(users, touched, strict=True)))
         items: list[tuple[str, int, list[LotView], HistoryEntry | None]] = []
-        for user, applied, lots_held in zip(users, versions, held, strict=True):
+        for user, (applied, lots_held) in zip(users, held, strict=True):
             lots = {lot.grant_id: lot for lot in lots_held}
             for recorded in by_user[user]:
                 if recorded.version <= applied:

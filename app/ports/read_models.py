@@ -92,6 +92,11 @@ class BalanceView(AccountVersions, Protocol):
         self, user_id: str, version: int, lots: Sequence[LotView], entry: HistoryEntry | None = None
     ) -> bool: ...
 
+    async def read_many(self, wanted: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[int, list[LotView]]]:
+        """For each ``(user_id, grant_ids)``, the account's version and those of its lots that it holds, read
+        together for many accounts (one round trip in Redis): how a projector reads a batch's accounts."""
+        ...
+
     async def apply_many(
         self, items: Sequence[tuple[str, int, Sequence[LotView], HistoryEntry | None]]
     ) -> list[bool | Exception]:

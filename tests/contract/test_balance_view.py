@@ -20,11 +20,13 @@ import pytest
 import redis.asyncio as redis
 from redis.crc import key_slot
 
+from app.adapters.inmemory.event_store import InMemoryEventStore
 from app.adapters.inmemory.read_models import InMemoryBalanceView
 from app.adapters.redis import balance_view
 from app.adapters.redis.balance_view import RedisBalanceView
+from app.application.projection import BalanceProjection
 from app.domain.account import LotStatus
-from app.domain.events import Allocation
+from app.domain.events import Allocation, PointsGranted, RecordedEvent, Source
 from app.ports.errors import ReadModelUnavailableError
 from app.ports.read_models import AccountView, BalanceView, EntryKind, HistoryEntry, LotView, ProjectionGapError
 from tests.servers import REDIS_URL, redis_client
@@ -456,3 +458,31 @@ async def test_a_connection_that_redis_dropped_is_replaced_without_an_error() ->
         await delete_namespace(admin, prefix)
         await admin.aclose()
         await view.aclose()
+
+
+async def test_many_accounts_read_together_give_each_its_version_and_asked_lots(view: BalanceView) -> None:
+    users = [user() for _ in range(300)]  # past the Redis pool's 100 connections, were they read one call each
+    await view.apply_many([(u, 1, [lot(f"{u}-a"), lot(f"{u}-b", 5)], None) for u in users[:250]])
+
+    found = await view.read_many([(u, [f"{u}-b", f"{u}-missing"]) for u in users] + [(users[0], [])])
+
+    assert [version for version, _ in found] == [1] * 250 + [0] * 50 + [1]
+    assert all(lots == [lot(f"{u}-b", 5)] for u, (_, lots) in zip(users[:250], found, strict=False))
+    assert all(lots == [] for _, lots in found[250:])
+
+
+async def test_a_projected_batch_of_many_accounts_goes_through_in_one_read(view: BalanceView) -> None:
+    users = [user() for _ in range(400)]
+    batch = [
+        RecordedEvent(
+            f"{u}-e1",
+            u,
+            1,
+            PointsGranted(T0, f"{u}-g", 10, Source.PROMOTION, T0 + 30 * DAY, 30 * 86_400),
+        )
+        for u in users
+    ]
+
+    assert await BalanceProjection(view).project_batch(batch, InMemoryEventStore()) == 400
+    assert await BalanceProjection(view).project_batch(batch, InMemoryEventStore()) == 0, "a redelivery"
+    assert [await view.version(u) for u in users[:3]] == [1, 1, 1]

@@ -110,6 +110,9 @@ class InMemoryBalanceView:
         self._waits.reached(user_id, version)
         return True
 
+    async def read_many(self, wanted: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[int, list[LotView]]]:
+        return [(await self.version(user_id), await self.lots(user_id, grant_ids)) for user_id, grant_ids in wanted]
+
     async def apply_many(
         self, items: Sequence[tuple[str, int, Sequence[LotView], HistoryEntry | None]]
     ) -> list[bool | Exception]:
