@@ -486,3 +486,12 @@ async def test_a_projected_batch_of_many_accounts_goes_through_in_one_read(view:
     assert await BalanceProjection(view).project_batch(batch, InMemoryEventStore()) == 400
     assert await BalanceProjection(view).project_batch(batch, InMemoryEventStore()) == 0, "a redelivery"
     assert [await view.version(u) for u in users[:3]] == [1, 1, 1]
+
+
+async def test_more_concurrent_readers_than_connections_wait_for_one_instead_of_failing() -> None:
+    view = RedisBalanceView.open(REDIS_URL, prefix=f"t{uuid.uuid4().hex[:8]}")
+    try:
+        found = await asyncio.gather(*(view.lots(f"u{n}") for n in range(250)))
+        assert found == [[] for _ in range(250)]
+    finally:
+        await view.aclose()

@@ -117,6 +117,9 @@ _UNAVAILABLE = (
 
 SOCKET_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 1.0
+MAX_CONNECTIONS = 64
+"""Connections per process; a caller past them waits for one (up to ``SOCKET_TIMEOUT``) rather than failing, as
+redis-py's default pool does past 100."""
 BATCH = 2_000
 """Script calls per round trip in :meth:`RedisBalanceView.apply_many` and :meth:`RedisBalanceView.replace_many`."""
 
@@ -226,12 +229,15 @@ class RedisBalanceView:
         """On a client of its own for ``url``: a command that Redis does not answer within 2 s (1 s to connect) is
         :class:`ReadModelUnavailableError` at once, a broken connection (Redis restarted) is tried again once on a
         new one; :meth:`aclose` closes it."""
-        client = redis.Redis.from_url(
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=SOCKET_TIMEOUT,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=CONNECT_TIMEOUT,
             retry=Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), 1, supported_errors=(RedisConnectionError,)),
         )
+        client = redis.Redis(connection_pool=pool)
         return cls(client, prefix, keep_recent, poll_seconds)
 
     async def aclose(self) -> None:
