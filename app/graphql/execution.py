@@ -68,7 +68,7 @@ def _alive(executor: weakref.ref[LedgerExecutionContext]) -> LedgerExecutionCont
 
 
 class LedgerExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """The schema's execution context (see the module docstring), on the direct path and in Strawberry's view."""
+    """The schema's execution context (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
