@@ -121,7 +121,9 @@ class Settings:
             introspection=_flag("POINTS_INTROSPECTION", cls.introspection),
             metrics=_flag("POINTS_METRICS", cls.metrics),
             cors_origins=_names("POINTS_CORS_ORIGINS"),
-            rate_limit_backend=_env("POINTS_RATE_LIMIT_BACKEND", cls.rate_limit_backend),
+            rate_limit_backend=_env(  # the stack's API processes share their callers' counts in Redis
+                "POINTS_RATE_LIMIT_BACKEND", "redis" if profile == "stack" else cls.rate_limit_backend
+            ),
             redis_url=_env("POINTS_REDIS_URL", cls.redis_url),
             rate_limit_window_ms=int(_env("POINTS_RATE_LIMIT_WINDOW_MS", str(cls.rate_limit_window_ms))),
             rate_limit_anonymous=int(_env("POINTS_RATE_LIMIT_ANONYMOUS", str(cls.rate_limit_anonymous))),
