@@ -9,7 +9,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -99,16 +98,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "stack-secret-that-is-long-enough-for-hs256"
 
 
-def stack(action: str, server: str) -> None:
-    """``scripts/stack.sh ACTION SERVER``: stop, start or kill (SIGKILL) one server of the running stack."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "stack.sh"), action, server],
+async def stack(action: str, server: str) -> None:
+    """``scripts/stack.sh ACTION SERVER``: stop, start or kill (SIGKILL) one server of the running stack; the event
+    loop goes on meanwhile (a load keeps running, and its keep-alive connections do not sit idle)."""
+    process = await asyncio.create_subprocess_exec(
+        *("bash", str(ROOT / "scripts" / "stack.sh"), action, server),
         cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert done.returncode == 0, f"stack.sh {action} {server} failed:\n{done.stdout}\n{done.stderr}"
+    out, err = await asyncio.wait_for(process.communicate(), 240)
+    assert process.returncode == 0, f"stack.sh {action} {server} failed:\n{out.decode()}\n{err.decode()}"
 
 
 def new_ledger() -> str:

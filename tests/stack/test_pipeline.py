@@ -224,9 +224,9 @@ async def test_connect_killed_while_commands_keep_coming_loses_no_event(
     name, reader = ledger
     async with under_load(name, tmp_path) as load:
         await for_a_while(load, 2)
-        stack("kill", "connect")
+        await stack("kill", "connect")
         await for_a_while(load, 3)
-        stack("start", "connect")
+        await stack("start", "connect")
         await for_a_while(load, 2)
     assert load.acknowledged and not load.failures and not load.refusals, (load.failures, load.refusals)
     await check_every_acknowledged_event_arrived(load, reader)
@@ -239,13 +239,13 @@ async def test_kafka_stopped_commands_still_commit_and_arrive_once_it_is_back(
     try:
         async with under_load(name, tmp_path) as load:
             await for_a_while(load, 1)
-            stack("stop", "kafka")
+            await stack("stop", "kafka")
             before = len(load.acknowledged)
             await for_a_while(load, 3)
             assert len(load.acknowledged) > before, "commands commit while Kafka is down"
     finally:
-        stack("start", "kafka")
-        stack("start", "connect")  # restarts the connector's task if it failed meanwhile
+        await stack("start", "kafka")
+        await stack("start", "connect")  # restarts the connector's task if it failed meanwhile
     assert not load.failures and not load.refusals, (load.failures, load.refusals)
     await check_every_acknowledged_event_arrived(load, reader)
 
@@ -256,10 +256,10 @@ async def test_mariadb_stopped_under_load_gives_typed_errors_and_loses_no_acknow
     name, reader = ledger
     async with under_load(name, tmp_path) as load:
         await for_a_while(load, 1)
-        stack("stop", "mariadb")
+        await stack("stop", "mariadb")
         await asyncio.sleep(3)
-        stack("start", "mariadb")
-        stack("start", "connect")
+        await stack("start", "mariadb")
+        await stack("start", "connect")
         await for_a_while(load, 3)
     assert not load.failures, load.failures[:3]
     assert load.refusals and set(load.refusals) == {"ServiceUnavailableError"}, set(load.refusals)

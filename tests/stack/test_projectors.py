@@ -176,7 +176,7 @@ async def test_opensearch_stopped_under_load_leaves_balances_and_recent_history_
     async with projector_processes(1, ledger, tmp_path):
         await commands.for_a_while(2)
         await projecting(api, commands.users[0])
-        stack("stop", "opensearch")
+        await stack("stop", "opensearch")
         try:
             await commands.for_a_while(2)
             user = commands.users[0]
@@ -187,7 +187,7 @@ async def test_opensearch_stopped_under_load_leaves_balances_and_recent_history_
             search = await api.call("searchEntries", ADMIN, filter={"userId": user}, first=5)
             assert search["__typename"] == "ServiceUnavailableError", search
         finally:
-            stack("start", "opensearch")
+            await stack("start", "opensearch")
         await commands.for_a_while(2)
         commands.stopping.set()
         await reconciled(ledger, tmp_path, seconds=120)
