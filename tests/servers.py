@@ -222,6 +222,15 @@ async def projections_start_now(ledger: str) -> None:
             await consumer.stop()
 
 
+async def fresh_ledger() -> str:
+    """An emptied event store and a new ledger whose projection groups start at the topic's end: a test's own world
+    on the shared stack."""
+    await fresh_mysql()
+    ledger = new_ledger()
+    await projections_start_now(ledger)
+    return ledger
+
+
 def stack_environment(ledger: str, **more: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POINTS_")}
     env.update(

@@ -11,7 +11,7 @@ from app.domain.policy import PointPolicy
 from app.entrypoints.server import create_app
 from app.settings import Settings
 from tests.e2e.client import SECRET, Api
-from tests.servers import fresh_mysql, new_ledger, projections_start_now, stack_settings
+from tests.servers import fresh_ledger, stack_settings
 
 POLICY = PointPolicy(max_grant=100_000, max_balance=150_000)
 
@@ -45,9 +45,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 async def serve_stack(test_clock: bool = True) -> AsyncIterator[Api]:
     """The service on the stack, on MariaDB emptied for the test, under a ledger of its own (its name on the events
     topic, its Redis keys, its OpenSearch alias), with the ledger's two projectors running beside it."""
-    await fresh_mysql()
-    ledger = new_ledger()
-    await projections_start_now(ledger)
+    ledger = await fresh_ledger()
     settings = stack_settings(ledger, jwt_secret=SECRET, test_clock=test_clock, policy=POLICY)
     async for api in serve(settings):
         assert api.container is not None

@@ -23,10 +23,8 @@ from tests.servers import (
     SECRET,
     TopicReader,
     api_processes,
-    fresh_mysql,
+    fresh_ledger,
     mysql_rows,
-    new_ledger,
-    projections_start_now,
     projector_processes,
     stack,
 )
@@ -37,9 +35,7 @@ ADMIN = token("ops", "admin", secret=SECRET)
 
 @pytest.fixture
 async def ledger() -> AsyncIterator[tuple[str, TopicReader]]:
-    await fresh_mysql()
-    name = new_ledger()
-    await projections_start_now(name)
+    name = await fresh_ledger()
     reader = await TopicReader(name).start()
     try:
         yield name, reader

@@ -26,10 +26,8 @@ from tests.servers import (
     SECRET,
     api_processes,
     assigned_consumer,
-    fresh_mysql,
+    fresh_ledger,
     ledger_names,
-    new_ledger,
-    projections_start_now,
     projector_processes,
     spawn,
     stack,
@@ -42,9 +40,7 @@ ADMIN = token("ops", "admin", secret=SECRET)
 
 @pytest.fixture
 async def ledger(tmp_path: Path) -> AsyncIterator[str]:
-    await fresh_mysql()
-    name = new_ledger()
-    await projections_start_now(name)
+    name = await fresh_ledger()
     yield name
     index = OpenSearchHistoryIndex.open(OPENSEARCH_URL, alias=ledger_names(name)["history_alias"])
     try:
